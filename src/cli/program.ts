@@ -1,0 +1,44 @@
+/**
+ * The `naq` program: global options, help, and the command groups. Each group lives in
+ * src/cli/commands/<group>.ts; their actions load lazily (see act.ts).
+ */
+import { Command } from "commander";
+import { configCommand } from "./commands/config.js";
+import { doctorCommand } from "./commands/doctor.js";
+import { streamCommand } from "./commands/stream.js";
+import { EXIT_CODES_HELP } from "./exit.js";
+import { addGlobalOptions } from "./globals.js";
+
+export const VERSION = "0.1.0";
+
+export function examples(...lines: string[]): string {
+  return `\nExamples:\n${lines.map((l) => `  $ ${l}`).join("\n")}\n`;
+}
+
+export function buildProgram(): Command {
+  const program = new Command("naq")
+    .description("A job queue for TypeScript and shell scripts, built on NATS JetStream")
+    .version(VERSION, "-V, --version")
+    .showHelpAfterError("(run with --help for usage)")
+    .configureHelp({ sortSubcommands: false, showGlobalOptions: true })
+    .enablePositionalOptions(false);
+  addGlobalOptions(program);
+  program
+    .addCommand(streamCommand())
+    .addCommand(doctorCommand())
+    .addCommand(configCommand())
+    .addHelpText(
+      "after",
+      `${examples(
+        "naq stream init",
+        "naq doctor",
+        "naq -s nats://nats.internal:4222 --creds ~/.nats/app.creds stream list --json | jq '.[].name'",
+      )}
+Configuration: .naqrc*, naq.config.*, package.json#naq, then NAQ_* env vars, then flags (later wins).
+See \`naq config show\` for the merged result and where each value came from.
+
+${EXIT_CODES_HELP}
+`,
+    );
+  return program;
+}
