@@ -269,9 +269,10 @@ function loadError(file: string | undefined, err: unknown): InvalidConfigError {
   const e = coerceError(err);
   const where = (e as Error & { filepath?: unknown }).filepath;
   const filepath = typeof where === "string" ? where : (file ?? "config file");
-  const syntax = /^(JSON|YAML) Error in [^\n]*:\n/.exec(e.message);
+  const syntax = /^(JSON|YAML) Error in [^\n]*?:[ \t]*\n/.exec(e.message);
   const text = syntax ? e.message.slice(syntax[0].length) : e.message;
-  const line = text.split("\n").map((l) => l.trim()).find((l) => l.length > 0) ?? e.name;
+  // Skip code frames ("> 1 | {...", "    |   ^") and parse-json's quote of the input: they may hold secrets.
+  const line = (text.split("\n").map((l) => l.trim()).find((l) => l.length > 0 && !/^(>\s*)?\d*\s*\|/.test(l)) ?? e.name).replace(/ while parsing .*$/, "");
   const what = syntax ? `invalid ${syntax[1]}` : "cannot load";
   return new InvalidConfigError([{ source: { kind: "file", path: filepath }, key: "", message: `${what}: ${line}` }], { cause: e });
 }
