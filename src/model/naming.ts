@@ -17,7 +17,11 @@ export function validateToken(value: string, field: string, max = 128): string {
 }
 
 const QUEUE_MAX = 64;
-export const validateQueueName = (q: string): string => validateToken(q, "queue", QUEUE_MAX);
+export const validateQueueName = (q: string): string => {
+  validateToken(q, "queue", QUEUE_MAX);
+  if (q.startsWith("_")) throw new ValidationError(`queue "${q}" is not valid: names starting with '_' are reserved for naq`, "queue");
+  return q;
+};
 export const validateNamespace = (ns: string): string => validateToken(ns, "namespace", 32);
 
 export interface Names {
@@ -26,7 +30,6 @@ export interface Names {
   readonly eventsStream: string;
   readonly deadLetterStream: string;
   readonly buckets: {
-    readonly status: string;
     readonly results: string;
     readonly workers: string;
     readonly schedules: string;
@@ -41,9 +44,14 @@ export interface Names {
   queueConsumer(queue: string): string;
   /** Queue name from a job subject, or undefined when it is not one. */
   queueFromSubject(subject: string): string | undefined;
+  /** Subject of one event; `queue` may be the reserved `_worker` for worker events. */
   eventSubject(queue: string, jobId: string, type: string): string;
+  /** Filter for events: any part left undefined is a wildcard. */
+  eventFilter(filter: { queue?: string; jobId?: string; type?: string }): string;
   readonly allEventsSubject: string;
-  deadLetterSubject(queue: string): string;
+  /** Dead-letter entry of one job: the job id is in the subject, so lookups are direct. */
+  deadLetterSubject(queue: string, jobId: string): string;
+  deadLetterFilter(filter: { queue?: string; jobId?: string }): string;
   readonly allDeadLetterSubject: string;
 }
 
@@ -56,7 +64,6 @@ export function namesFor(namespace = "naq"): Names {
     eventsStream: `${ns}_events`,
     deadLetterStream: `${ns}_dlq`,
     buckets: {
-      status: `${ns}_status`,
       results: `${ns}_results`,
       workers: `${ns}_workers`,
       schedules: `${ns}_schedules`,
@@ -72,9 +79,14 @@ export function namesFor(namespace = "naq"): Names {
       // Not "" (from "naq.queue.") nor a wildcard (from "naq.queue.*"): only a valid queue token.
       return TOKEN.test(queue) && queue.length <= QUEUE_MAX ? queue : undefined;
     },
-    eventSubject: (queue, jobId, type) => `${ns}.events.${queue}.${jobId}.${type}`,
+    eventSubject: (queue, jobId, type) =>
+      `${ns}.events.${validateToken(queue, "queue", QUEUE_MAX)}.${validateToken(jobId, "id")}.${validateToken(type, "event type", 32)}`,
+    eventFilter: (f) =>
+      `${ns}.events.${f.queue ? validateToken(f.queue, "queue", QUEUE_MAX) : "*"}.${f.jobId ? validateToken(f.jobId, "id") : "*"}.${f.type ? validateToken(f.type, "event type", 32) : "*"}`,
     allEventsSubject: `${ns}.events.>`,
-    deadLetterSubject: (queue) => `${ns}.dlq.${validateQueueName(queue)}`,
-    allDeadLetterSubject: `${ns}.dlq.*`,
+    deadLetterSubject: (queue, jobId) => `${ns}.dlq.${validateQueueName(queue)}.${validateToken(jobId, "id")}`,
+    deadLetterFilter: (f) =>
+      `${ns}.dlq.${f.queue ? validateQueueName(f.queue) : "*"}.${f.jobId ? validateToken(f.jobId, "id") : "*"}`,
+    allDeadLetterSubject: `${ns}.dlq.>`,
   };
 }

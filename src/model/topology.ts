@@ -128,8 +128,7 @@ export function topology(config: NaqConfig, names: Names): Topology {
       },
     ],
     buckets: [
-      bucket(names.buckets.status, "terminal job records (status, attempts, error)", kv.resultTtl),
-      bucket(names.buckets.results, "job results", kv.resultTtl),
+      bucket(names.buckets.results, "terminal job records: status, result or error, attempts", kv.resultTtl),
       bucket(names.buckets.workers, "worker heartbeats", kv.workerTtl),
       bucket(names.buckets.schedules, "delayed and recurring schedules", 0),
       bucket(names.buckets.leader, "scheduler leader lease", kv.leaderTtl),

@@ -121,7 +121,6 @@ describe("namesFor", () => {
       eventsStream: "naq_events",
       deadLetterStream: "naq_dlq",
       buckets: {
-        status: "naq_status",
         results: "naq_results",
         workers: "naq_workers",
         schedules: "naq_schedules",
@@ -130,7 +129,7 @@ describe("namesFor", () => {
       },
       allQueuesSubject: "naq.queue.*",
       allEventsSubject: "naq.events.>",
-      allDeadLetterSubject: "naq.dlq.*",
+      allDeadLetterSubject: "naq.dlq.>",
     });
   });
 
@@ -140,12 +139,26 @@ describe("namesFor", () => {
     expect(names.queueSubject("emails")).toBe("shop.queue.emails");
     expect(names.queueConsumer("emails")).toBe("shop_q_emails");
     expect(names.eventSubject("emails", "job1", "completed")).toBe("shop.events.emails.job1.completed");
-    expect(names.deadLetterSubject("emails")).toBe("shop.dlq.emails");
+    expect(names.deadLetterSubject("emails", "job1")).toBe("shop.dlq.emails.job1");
+    expect(names.eventFilter({ jobId: "job1" })).toBe("shop.events.*.job1.*");
+    expect(names.eventFilter({ queue: "emails", type: "failed" })).toBe("shop.events.emails.*.failed");
+    expect(names.deadLetterFilter({ queue: "emails" })).toBe("shop.dlq.emails.*");
+  });
+
+  it("rejects ids and event parts that would change the subject's shape", () => {
+    const names = namesFor();
+    expect(validationErrorOf(() => names.eventSubject("q", "a.b", "started")).field).toBe("id");
+    expect(validationErrorOf(() => names.eventFilter({ jobId: ">" })).field).toBe("id");
+    expect(validationErrorOf(() => names.deadLetterSubject("q", "*")).field).toBe("id");
+  });
+
+  it("reserves queue names starting with '_'", () => {
+    expect(validationErrorOf(() => namesFor().queueSubject("_worker")).field).toBe("queue");
   });
 
   it("validates queue names where subjects are built", () => {
     const names = namesFor();
-    for (const build of [names.queueSubject, names.queueConsumer, names.deadLetterSubject]) {
+    for (const build of [names.queueSubject, names.queueConsumer, (q: string) => names.deadLetterSubject(q, "id1")]) {
       expect(validationErrorOf(() => build("a.b")).field).toBe("queue");
     }
   });
