@@ -35,6 +35,7 @@ export interface Names {
     readonly schedules: string;
     readonly leader: string;
     readonly control: string;
+    readonly cancels: string;
   };
   /** Subject a job for `queue` is published on. */
   queueSubject(queue: string): string;
@@ -69,6 +70,7 @@ export function namesFor(namespace = "naq"): Names {
       schedules: `${ns}_schedules`,
       leader: `${ns}_leader`,
       control: `${ns}_control`,
+      cancels: `${ns}_cancels`,
     },
     queueSubject: (queue) => `${queuePrefix}${validateQueueName(queue)}`,
     allQueuesSubject: `${queuePrefix}*`,

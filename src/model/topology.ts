@@ -132,7 +132,8 @@ export function topology(config: NaqConfig, names: Names): Topology {
       bucket(names.buckets.workers, "worker heartbeats", kv.workerTtl),
       bucket(names.buckets.schedules, "delayed and recurring schedules", 0),
       bucket(names.buckets.leader, "scheduler leader lease", kv.leaderTtl),
-      bucket(names.buckets.control, "queue control flags (pause) and cancellations", 0),
+      bucket(names.buckets.control, "queue control flags (pause) and worker stop requests", 0),
+      bucket(names.buckets.cancels, "cancellation requests workers watch (expire with results)", kv.resultTtl),
     ],
   };
 }

@@ -132,7 +132,7 @@ export class KVStoreService extends BaseService {
     }
   }
 
-  putJson(bucket: string, key: string, doc: Versioned): Promise<number> {
+  putJson<T extends Versioned>(bucket: string, key: string, doc: T): Promise<number> {
     return this.put(bucket, key, encodeJson(doc));
   }
 
@@ -146,7 +146,7 @@ export class KVStoreService extends BaseService {
     }
   }
 
-  createJson(bucket: string, key: string, doc: Versioned): Promise<number> {
+  createJson<T extends Versioned>(bucket: string, key: string, doc: T): Promise<number> {
     return this.create(bucket, key, encodeJson(doc));
   }
 
@@ -160,7 +160,7 @@ export class KVStoreService extends BaseService {
     }
   }
 
-  updateJson(bucket: string, key: string, doc: Versioned, revision: number): Promise<number> {
+  updateJson<T extends Versioned>(bucket: string, key: string, doc: T, revision: number): Promise<number> {
     return this.update(bucket, key, encodeJson(doc), revision);
   }
 

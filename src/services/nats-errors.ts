@@ -20,6 +20,8 @@ export const ApiCode = {
   ...JetStreamApiCodes,
   StreamNameExist: 10058,
   MaxPayloadExceeded: 10054,
+  ConsumerNameExists: 10013,
+  ConsumerExists: 10148,
 } as const;
 
 export function apiErrorCode(err: unknown): number | undefined {

@@ -17,7 +17,8 @@ import { msToNanos, nanosToMs } from "../model/duration.js";
 import type { StreamSpec } from "../model/topology.js";
 import { BaseService, type ServiceContext } from "./base.js";
 import { ConnectionService } from "./connection.js";
-import { apiErrorCode, ApiCode, toNaqError } from "./nats-errors.js";
+import { apiErrorCode, ApiCode, isNotFound, toNaqError } from "./nats-errors.js";
+import type { MsgHdrs } from "@nats-io/transport-node";
 
 export interface FieldChange {
   field: string;
@@ -66,6 +67,21 @@ export interface StreamDetails extends StreamSummary {
   config: StreamConfig;
   consumerDetails: ConsumerSummary[];
   cluster?: { leader?: string; replicas: { name: string; current: boolean; lag?: number }[] };
+}
+
+export interface StoredMessage {
+  subject: string;
+  seq: number;
+  data: Uint8Array;
+  time: Date;
+  header: Record<string, string>;
+}
+
+function headersOf(h: MsgHdrs | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!h) return out;
+  for (const k of h.keys()) out[k] = h.get(k);
+  return out;
 }
 
 export interface PurgeOptions {
@@ -245,6 +261,40 @@ export class StreamService extends BaseService {
       return Object.values(si.state.subjects ?? {}).reduce((a, b) => a + b, 0);
     } catch (err) {
       throw toNaqError(err, `counting ${subject} in ${stream}`);
+    }
+  }
+
+  /** The newest message on `subject` (wildcards allowed), or undefined when there is none. */
+  async lastBySubject(stream: string, subject: string): Promise<StoredMessage | undefined> {
+    const jsm = await this.jsm();
+    try {
+      const m = await jsm.streams.getMessage(stream, { last_by_subj: subject });
+      return m ? { subject: m.subject, seq: m.seq, data: m.data, time: m.time, header: headersOf(m.header) } : undefined;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw toNaqError(err, `reading ${subject} from ${stream}`);
+    }
+  }
+
+  /** The message at `seq`, or undefined when it was deleted or never existed. */
+  async bySequence(stream: string, seq: number): Promise<StoredMessage | undefined> {
+    const jsm = await this.jsm();
+    try {
+      const m = await jsm.streams.getMessage(stream, { seq });
+      return m ? { subject: m.subject, seq: m.seq, data: m.data, time: m.time, header: headersOf(m.header) } : undefined;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw toNaqError(err, `reading message ${seq} from ${stream}`);
+    }
+  }
+
+  async deleteMessage(stream: string, seq: number): Promise<boolean> {
+    const jsm = await this.jsm();
+    try {
+      return await jsm.streams.deleteMessage(stream, seq, false);
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw toNaqError(err, `deleting message ${seq} from ${stream}`);
     }
   }
 

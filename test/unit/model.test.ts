@@ -126,6 +126,7 @@ describe("namesFor", () => {
         schedules: "naq_schedules",
         leader: "naq_leader",
         control: "naq_control",
+        cancels: "naq_cancels",
       },
       allQueuesSubject: "naq.queue.*",
       allEventsSubject: "naq.events.>",

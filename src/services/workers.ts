@@ -1,0 +1,63 @@
+/**
+ * WorkerService: worker heartbeats in a KV bucket whose TTL is a few heartbeats, so a
+ * worker that dies disappears by itself; register, beat, deregister, list.
+ */
+import { JOB_VERSION } from "../model/job.js";
+import { BaseService, type ServiceContext } from "./base.js";
+import { KVStoreService } from "./kv.js";
+
+export interface WorkerInfo {
+  v: typeof JOB_VERSION;
+  id: string;
+  name?: string;
+  host: string;
+  pid: number;
+  queues: string[];
+  concurrency: number;
+  status: "starting" | "running" | "paused" | "stopping";
+  running: string[];
+  processed: number;
+  failed: number;
+  startedAt: string;
+  lastHeartbeat: string;
+  version: string;
+}
+
+export class WorkerService extends BaseService {
+  static readonly deps = [KVStoreService] as const;
+
+  constructor(
+    ctx: ServiceContext,
+    private readonly kv: KVStoreService,
+  ) {
+    super(ctx);
+  }
+
+  private get bucket(): string {
+    return this.names.buckets.workers;
+  }
+
+  /** Writes the worker's heartbeat (registering it if new). */
+  async heartbeat(info: WorkerInfo): Promise<void> {
+    await this.kv.putJson(this.bucket, info.id, { ...info, lastHeartbeat: new Date().toISOString() });
+  }
+
+  register(info: WorkerInfo): Promise<void> {
+    return this.heartbeat(info);
+  }
+
+  async deregister(id: string): Promise<void> {
+    await this.kv.delete(this.bucket, id);
+  }
+
+  async get(id: string): Promise<WorkerInfo | undefined> {
+    return (await this.kv.getJson<WorkerInfo>(this.bucket, id))?.value;
+  }
+
+  /** Live workers (their heartbeat has not expired), by id. */
+  async list(): Promise<WorkerInfo[]> {
+    const keys = await this.kv.keys(this.bucket);
+    const infos = await Promise.all(keys.map((k) => this.get(k)));
+    return infos.filter((w): w is WorkerInfo => w !== undefined).sort((a, b) => a.id.localeCompare(b.id));
+  }
+}
