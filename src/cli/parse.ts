@@ -1,7 +1,36 @@
 /** Option parsers shared by commands: each rejects bad input with one clear line (exit 2). */
 import { InvalidArgumentError } from "commander";
+import { parseBackoff, type Backoff } from "../model/backoff.js";
+import { DURATION_HINT, parseDuration } from "../model/duration.js";
 
 export function parseCount(value: string, flag: string): number {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`${flag} must be a whole number >= 0, got "${value}"`);
   return Number(value);
+}
+
+export function parseDurationOption(value: string, flag: string): number {
+  try {
+    return parseDuration(value, flag);
+  } catch {
+    throw new InvalidArgumentError(`${flag} must be ${DURATION_HINT}, got "${value}"`);
+  }
+}
+
+export function parsePositive(value: string, flag: string): number {
+  const n = parseCount(value, flag);
+  if (n < 1) throw new InvalidArgumentError(`${flag} must be a whole number >= 1, got "${value}"`);
+  return n;
+}
+
+export function parseBackoffOption(value: string): Backoff {
+  try {
+    return parseBackoff(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+/** Collects a repeatable option's values; comma-separated values are split too. */
+export function collect(value: string, previous: string[] = []): string[] {
+  return previous.concat(value.split(",").map((v) => v.trim()).filter(Boolean));
 }

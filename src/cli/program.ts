@@ -5,7 +5,9 @@
 import { Command } from "commander";
 import { configCommand } from "./commands/config.js";
 import { doctorCommand } from "./commands/doctor.js";
+import { jobCommand } from "./commands/job.js";
 import { streamCommand } from "./commands/stream.js";
+import { workerCommand } from "./commands/worker.js";
 import { EXIT_CODES_HELP } from "./exit.js";
 import { addGlobalOptions } from "./globals.js";
 
@@ -24,12 +26,16 @@ export function buildProgram(): Command {
     .enablePositionalOptions(false);
   addGlobalOptions(program);
   program
+    .addCommand(workerCommand())
+    .addCommand(jobCommand())
     .addCommand(streamCommand())
     .addCommand(doctorCommand())
     .addCommand(configCommand())
     .addHelpText(
       "after",
       `${examples(
+        "naq worker start emails --handlers ./dist/tasks.js --concurrency 20",
+        `naq job enqueue send-welcome '{"user": 42}' --queue emails --retries 5 --wait`,
         "naq stream init",
         "naq doctor",
         "naq -s nats://nats.internal:4222 --creds ~/.nats/app.creds stream list --json | jq '.[].name'",

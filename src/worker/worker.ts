@@ -165,7 +165,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     ]);
     for (const q of this.queues) await queues.consumer(q);
 
-    this.cancelWatch = await kv.watch(this.config.namespace ? this.services.ctx.names.buckets.cancels : "", {}, () => undefined);
+    const names = this.services.ctx.names;
+    this.cancelWatch = await kv.watch(names.buckets.cancels, {}, () => undefined);
     void this.followCancels(this.cancelWatch);
 
     const deps: ExecDeps = {
@@ -175,10 +176,10 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       deadLetter: (e, msgId) => jobs.deadLetter(e, msgId),
       getRecord: (id) => jobs.getRecord(id),
       waits: async (id) => {
-        const e = await kv.get(this.services!.ctx.names.buckets.results, `wait.${id}`);
+        const e = await kv.get(names.buckets.results, `wait.${id}`);
         return e ? Number(new TextDecoder().decode(e.value)) || 0 : 0;
       },
-      recordWait: async (id, n) => void (await kv.put(this.services!.ctx.names.buckets.results, `wait.${id}`, String(n))),
+      recordWait: async (id, n) => void (await kv.put(names.buckets.results, `wait.${id}`, String(n))),
       isCancelled: (id) => this.cancelled.has(id),
       emit: (e) => events.emit(e),
       verbose: this.opts.verbose,
@@ -339,11 +340,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       .finally(() => {
         this.running.delete(run);
         this.lastActivity = Date.now();
-        if (this.stopping) {
-          (this.pool as SlotPool).release(1);
-        } else {
-          (this.pool as SlotPool).release(1);
-        }
+        (this.pool as SlotPool).release(1);
       });
   }
 

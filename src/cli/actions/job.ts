@@ -1,0 +1,147 @@
+/** Actions of `naq job ...`. */
+import { readFile } from "node:fs/promises";
+import type { Backoff } from "../../model/backoff.js";
+import { formatDuration } from "../../model/duration.js";
+import { JobFailedError, UsageError } from "../../model/errors.js";
+import type { JobRecord, JsonValue } from "../../model/job.js";
+import { JobService, type JobState } from "../../services/jobs.js";
+import type { Action } from "../act.js";
+import { openServices, type CliContext } from "../context.js";
+
+interface EnqueueOpts {
+  queue: string;
+  data?: string;
+  id?: string;
+  retries?: number;
+  backoff?: Backoff;
+  timeout?: number;
+  dependsOn?: string[];
+  label?: string[];
+  wait?: boolean;
+  waitTimeout?: number;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+function parsePayload(text: string, from: string): JsonValue {
+  try {
+    return JSON.parse(text) as JsonValue;
+  } catch (err) {
+    throw new UsageError(`payload from ${from} is not valid JSON (${(err as Error).message}); quote it for the shell, e.g. '{"user": 42}'`);
+  }
+}
+
+async function payloadOf(arg: unknown, data: string | undefined): Promise<JsonValue> {
+  if (arg !== undefined && data !== undefined) throw new UsageError("give the payload either as an argument or with --data, not both");
+  if (data === "-") return parsePayload(await readStdin(), "stdin");
+  if (data !== undefined) {
+    if (!data.startsWith("@")) throw new UsageError(`--data takes @<file> or - (stdin), got "${data}"`);
+    const file = data.slice(1);
+    let text: string;
+    try {
+      text = await readFile(file, "utf8");
+    } catch (err) {
+      throw new UsageError(`cannot read --data file ${file}: ${(err as NodeJS.ErrnoException).code ?? "unreadable"}`);
+    }
+    return parsePayload(text, file);
+  }
+  return arg === undefined ? null : parsePayload(String(arg), "the payload argument");
+}
+
+function labelsOf(labels: string[] | undefined): Record<string, string> | undefined {
+  if (!labels) return undefined;
+  const out: Record<string, string> = {};
+  for (const l of labels) {
+    const eq = l.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--label takes key=value, got "${l}"`);
+    out[l.slice(0, eq)] = l.slice(eq + 1);
+  }
+  return out;
+}
+
+/** Prints a finished job's result; throws JobFailedError (exit 6) when it did not complete. */
+function printOutcome(ctx: CliContext, record: JobRecord): void {
+  if (record.status === "completed") {
+    ctx.out.result(record, () => JSON.stringify(record.result ?? null));
+    return;
+  }
+  if (ctx.out.json) ctx.out.result(record, () => "");
+  const why = record.error ? `${record.error.name}: ${record.error.message}` : (record.reason ?? record.status);
+  throw new JobFailedError(`job ${record.id} ${record.status} after ${record.attempts} attempt${record.attempts === 1 ? "" : "s"}: ${why}`);
+}
+
+export const enqueue: Action<EnqueueOpts> = async (ctx, args, opts) => {
+  const payload = await payloadOf(args[1], opts.data);
+  await using services = await openServices(ctx);
+  const jobs = await services.get(JobService);
+  const r = await jobs.enqueue({
+    task: String(args[0]),
+    payload,
+    queue: opts.queue,
+    id: opts.id,
+    retries: opts.retries,
+    backoff: opts.backoff,
+    timeoutMs: opts.timeout,
+    dependsOn: opts.dependsOn,
+    labels: labelsOf(opts.label),
+  });
+  if (!opts.wait) {
+    ctx.out.result(r, () => r.id);
+    if (r.duplicate) ctx.out.warn(`job ${r.id} was already enqueued (same id within the duplicate window); not enqueued again`);
+    return;
+  }
+  ctx.out.info(`enqueued ${r.id}; waiting for it to finish`);
+  printOutcome(ctx, await jobs.result(r.id, { wait: true, timeoutMs: opts.waitTimeout }));
+};
+
+function stateView(ctx: CliContext, s: JobState): string {
+  const r = s.record;
+  const e = s.lastEvent;
+  return ctx.out.keyValues([
+    ["ID", s.id],
+    ["Status", s.status],
+    ["Queue", s.queue],
+    ["Task", s.task],
+    ...(r
+      ? ([
+          ["Attempts", `${r.attempts} of ${r.maxAttempts}`],
+          ["Enqueued", r.enqueuedAt],
+          ["Started", r.startedAt],
+          ["Finished", r.finishedAt],
+          ["Duration", r.durationMs !== undefined ? formatDuration(r.durationMs) : undefined],
+          ["Worker", r.worker],
+          ...(r.reason ? ([["Reason", r.reason]] as const) : []),
+          ...(r.error ? ([["Error", `${r.error.name}: ${r.error.message}`]] as const) : []),
+        ] as const)
+      : e
+        ? ([
+            ["Last event", `${e.type} at ${e.at}`],
+            ...(e.attempt ? ([["Attempt", `${e.attempt}${e.maxAttempts ? ` of ${e.maxAttempts}` : ""}`]] as const) : []),
+            ...(e.worker ? ([["Worker", e.worker]] as const) : []),
+            ...(e.error ? ([["Last error", `${e.error.name}: ${e.error.message}`]] as const) : []),
+          ] as const)
+        : []),
+  ]);
+}
+
+export const status: Action<object> = async (ctx, args) => {
+  await using services = await openServices(ctx);
+  const state = await (await services.get(JobService)).status(String(args[0]));
+  ctx.out.result(state, () => stateView(ctx, state));
+};
+
+export const result: Action<{ wait?: boolean; waitTimeout?: number }> = async (ctx, args, opts) => {
+  await using services = await openServices(ctx);
+  const jobs = await services.get(JobService);
+  printOutcome(ctx, await jobs.result(String(args[0]), { wait: opts.wait, timeoutMs: opts.waitTimeout }));
+};
+
+export const cancel: Action<{ reason?: string }> = async (ctx, args, opts) => {
+  await using services = await openServices(ctx);
+  const record = await (await services.get(JobService)).cancel(String(args[0]), opts.reason);
+  ctx.out.result(record, () => `cancelled ${record.id}`);
+};

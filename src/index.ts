@@ -1,0 +1,20 @@
+/** naq's library API. See README "TypeScript library". */
+export { Queue, type QueueOptions, type JobOptions } from "./queue.js";
+export { Worker, type WorkerOptions, type WorkerEvents, type JobEventInfo, type CloseOptions } from "./worker/worker.js";
+export type { Handler, Handlers, JobContext } from "./worker/handlers.js";
+export { ServiceManager, BaseService, type ServiceContext, type Logger } from "./services/base.js";
+export { ConnectionService } from "./services/connection.js";
+export { StreamService } from "./services/streams.js";
+export { KVStoreService } from "./services/kv.js";
+export { JobService, type EnqueueResult, type JobState, type DeadLetter } from "./services/jobs.js";
+export { EventService } from "./services/events.js";
+export { WorkerService, type WorkerInfo } from "./services/workers.js";
+export { QueueService } from "./services/queues.js";
+export { BackgroundTask } from "./services/background-task.js";
+export { loadConfig, type LoadedConfig } from "./config/load.js";
+export { configSchema, defaultConfig, type NaqConfig, type NaqConfigInput } from "./config/schema.js";
+export * from "./model/errors.js";
+export { parseDuration, formatDuration } from "./model/duration.js";
+export { parseBackoff, type Backoff } from "./model/backoff.js";
+export { JobStatus, type JobEnvelope, type JobRecord, type EnqueueInput, type JsonValue } from "./model/job.js";
+export { JobEventType, type NaqEvent } from "./model/events.js";

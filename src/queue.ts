@@ -1,0 +1,97 @@
+/**
+ * Queue: the library API for producers. Opens its own service scope on first use and
+ * closes it in close() (or `await using queue = new Queue("emails")`).
+ *
+ *   const emails = new Queue("emails");
+ *   const { id } = await emails.enqueue("send-welcome", { user: 42 }, { retries: 5 });
+ *   const record = await emails.getResult(id, { wait: true, timeoutMs: 30_000 });
+ */
+import { loadConfig } from "./config/load.js";
+import { configSchema, type NaqConfig, type NaqConfigInput } from "./config/schema.js";
+import type { Backoff } from "./model/backoff.js";
+import { DEFAULT_QUEUE, type EnqueueInput, type JobRecord, type JsonValue } from "./model/job.js";
+import { validateQueueName } from "./model/naming.js";
+import { ServiceManager, type Logger } from "./services/base.js";
+import { JobService, type EnqueueResult, type JobState } from "./services/jobs.js";
+
+export interface QueueOptions {
+  /** Validated config, or input to validate; default: loaded like the CLI does (files + env). */
+  config?: NaqConfig | NaqConfigInput;
+  /** Share an existing scope instead of opening one (it is then not closed by close()). */
+  services?: ServiceManager;
+  logger?: Logger;
+}
+
+export interface JobOptions {
+  id?: string;
+  retries?: number;
+  backoff?: Backoff;
+  timeoutMs?: number;
+  dependsOn?: string[];
+  labels?: Record<string, string>;
+}
+
+export class Queue implements AsyncDisposable {
+  readonly name: string;
+  private scope?: Promise<ServiceManager>;
+  private readonly owned: boolean;
+
+  constructor(
+    name: string = DEFAULT_QUEUE,
+    private readonly opts: QueueOptions = {},
+  ) {
+    this.name = validateQueueName(name);
+    this.owned = opts.services === undefined;
+    if (opts.services) this.scope = Promise.resolve(opts.services);
+  }
+
+  /** The service scope this queue uses (for advanced use: StreamService, KVStoreService...). */
+  services(): Promise<ServiceManager> {
+    this.scope ??= (async () => {
+      const cfg = this.opts.config;
+      const config = cfg === undefined ? (await loadConfig()).config : configSchema.parse(cfg);
+      return ServiceManager.open(config, { logger: this.opts.logger, longLived: true });
+    })();
+    return this.scope;
+  }
+
+  private async jobs(): Promise<JobService> {
+    return (await this.services()).get(JobService);
+  }
+
+  enqueue(task: string, payload: JsonValue = null, options: JobOptions = {}): Promise<EnqueueResult> {
+    return this.jobs().then((j) => j.enqueue({ ...options, task, payload, queue: this.name }));
+  }
+
+  /** Pipelined enqueue of many jobs; results in input order (an Error where one failed). */
+  async enqueueMany(
+    jobs: Iterable<Omit<EnqueueInput, "queue"> & { queue?: string }>,
+    opts: { window?: number } = {},
+  ): Promise<Array<EnqueueResult | Error>> {
+    const service = await this.jobs();
+    const withQueue = function* (this: Queue) {
+      for (const j of jobs) yield { ...j, queue: j.queue ?? this.name };
+    }.call(this);
+    return service.enqueueMany(withQueue, opts);
+  }
+
+  getJob(id: string): Promise<JobState> {
+    return this.jobs().then((j) => j.status(id));
+  }
+
+  getResult(id: string, opts: { wait?: boolean; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<JobRecord> {
+    return this.jobs().then((j) => j.result(id, opts));
+  }
+
+  cancel(id: string, reason?: string): Promise<JobRecord> {
+    return this.jobs().then((j) => j.cancel(id, reason));
+  }
+
+  async close(): Promise<void> {
+    if (this.owned && this.scope) await (await this.scope).close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
