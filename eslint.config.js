@@ -1,5 +1,6 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+import globals from "globals";
 
 export default tseslint.config(
   { ignores: ["dist/**", "node_modules/**", "coverage/**", "bench/results/**"] },
@@ -14,7 +15,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ["bin/**", "scripts/**/*.js", "*.js"],
-    languageOptions: { globals: { process: "readonly", console: "readonly", URL: "readonly" } },
+    files: ["bin/**", "docs/**/*.mjs", "*.js"],
+    languageOptions: { globals: { ...globals.node } },
   },
 );
