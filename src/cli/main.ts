@@ -17,6 +17,34 @@ function earlyOutput(argv: readonly string[]): Output {
   });
 }
 
+/**
+ * Options a command defines with the same name as a global option. Commander gives every
+ * occurrence to the program, so an occurrence after the command's name is renamed to the
+ * command's own hidden option: `naq job enqueue x --timeout 5s` limits the job, while
+ * `naq --timeout 5s job enqueue x` is the request timeout.
+ */
+const LOCAL_OPTIONS: ReadonlyArray<{ path: readonly string[][]; names: readonly string[]; to: string }> = [
+  { path: [["job", "jobs"], ["enqueue", "add"]], names: ["-t", "--timeout"], to: "--attempt-timeout" },
+];
+
+export function localizeOptions(argv: readonly string[]): string[] {
+  const out = [...argv];
+  for (const rule of LOCAL_OPTIONS) {
+    let depth = 0;
+    for (let i = 2; i < out.length; i++) {
+      const arg = out[i] as string;
+      if (arg === "--") break;
+      if (depth < rule.path.length) {
+        if (rule.path[depth]?.includes(arg)) depth++;
+        continue;
+      }
+      const [name, value] = arg.startsWith("--") ? arg.split(/=(.*)/s, 2) : [arg, undefined];
+      if (name && rule.names.includes(name)) out[i] = value === undefined ? rule.to : `${rule.to}=${value}`;
+    }
+  }
+  return out;
+}
+
 export async function run(argv: readonly string[] = process.argv): Promise<number> {
   const program = buildProgram();
   // Settings are not inherited by added commands: apply them to the whole tree.
@@ -31,7 +59,7 @@ export async function run(argv: readonly string[] = process.argv): Promise<numbe
   };
   configure(program);
   try {
-    await program.parseAsync(argv as string[]);
+    await program.parseAsync(localizeOptions(argv));
     return 0;
   } catch (err) {
     if (err instanceof CommanderError && (err.code === "commander.helpDisplayed" || err.code === "commander.version")) return 0;

@@ -167,7 +167,7 @@ export const FLAG_NAMES: Readonly<Record<string, string>> = {
   "connection.tls.ca": "--tls-ca",
   "connection.tls.cert": "--tls-cert",
   "connection.tls.key": "--tls-key",
-  "connection.connectTimeout": "--connect-timeout",
+  "connection.connectTimeout": "--timeout",
   namespace: "--namespace",
   timeout: "--timeout",
   "worker.concurrency": "--concurrency",

@@ -16,7 +16,11 @@ export const DEFAULT_BACKOFF: Backoff = { type: "exponential", baseMs: 1_000, ma
 export const BACKOFF_HINT = "fixed:<delay>, exp:<base>:<max> or list:<d1>,<d2>,... (e.g. fixed:5s, exp:1s:5m, list:1s,5s,30s), optionally with ~<jitter 0..1>";
 
 export function parseBackoff(text: string): Backoff {
-  const [spec = "", jitterText] = text.trim().split("~");
+  const parts = text.trim().split("~");
+  const [spec = "", jitterText] = parts;
+  if (parts.length > 2 || jitterText?.trim() === "") {
+    throw new ValidationError(`backoff "${text}" is not valid: expected ${BACKOFF_HINT}`, "backoff");
+  }
   const jitter = jitterText === undefined ? undefined : Number(jitterText);
   if (jitter !== undefined && !(jitter >= 0 && jitter <= 1)) {
     throw new ValidationError(`backoff: jitter "${jitterText}" must be a number from 0 to 1`, "backoff");

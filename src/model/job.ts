@@ -139,7 +139,7 @@ export function validateEnvelope(value: unknown): JobEnvelope {
     if (!Array.isArray(value.dependsOn)) fail("dependsOn", "must be a list of job ids");
     value.dependsOn.forEach((d, i) => {
       if (typeof d !== "string") fail(`dependsOn[${i}]`, "must be a job id");
-      validateJobId(d);
+      validateToken(d, `dependsOn[${i}]`, 128);
     });
   }
   if (value.labels !== undefined) {

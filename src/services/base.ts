@@ -94,6 +94,18 @@ export interface OpenOptions {
   longLived?: boolean;
 }
 
+/** A dependency cycle reachable from `cls` (e.g. [A, B, A]), or undefined when there is none. */
+function findCycle(cls: ServiceClass, chain: readonly ServiceClass[], done = new Set<ServiceClass>()): ServiceClass[] | undefined {
+  if (chain.includes(cls)) return [...chain.slice(chain.indexOf(cls)), cls];
+  if (done.has(cls)) return undefined;
+  for (const dep of cls.deps ?? []) {
+    const cycle = findCycle(dep, [...chain, cls], done);
+    if (cycle) return cycle;
+  }
+  done.add(cls);
+  return undefined;
+}
+
 export class ServiceManager implements AsyncDisposable {
   private readonly pending = new Map<ServiceClass, Promise<BaseService>>();
   /** Services in the order their initialization finished: dependencies before dependents. */
@@ -130,10 +142,11 @@ export class ServiceManager implements AsyncDisposable {
 
   private resolve(cls: ServiceClass, chain: readonly ServiceClass[]): Promise<BaseService> {
     if (this.closing) return Promise.reject(new ServiceError(`service scope is closed; cannot get ${cls.name}`));
-    if (chain.includes(cls)) {
-      const cycle = [...chain.slice(chain.indexOf(cls)), cls].map((c) => c.name).join(" -> ");
-      return Promise.reject(new ServiceError(`service dependency cycle: ${cycle}`));
-    }
+    // Check the declared graph before building anything: a cycle found only while building
+    // is missed when two gets enter it from different ends at once, and both would wait
+    // forever on each other's pending build.
+    const cycle = findCycle(cls, chain);
+    if (cycle) return Promise.reject(new ServiceError(`service dependency cycle: ${cycle.map((c) => c.name).join(" -> ")}`));
     let promise = this.pending.get(cls);
     if (!promise) {
       promise = this.build(cls, [...chain, cls]);

@@ -33,6 +33,8 @@ export const FEATURES = {
   "direct-get": "2.9.0",
   /** Sync to disk before acknowledging a write (sync_interval: always). */
   "sync-always": "2.10.0",
+  /** `+TERM <reason>`: older servers ignore a term that carries a reason (the message is redelivered). */
+  "term-reason": "2.10.4",
 } as const;
 export type Feature = keyof typeof FEATURES;
 

@@ -26,7 +26,7 @@ import { BaseService, type ServiceContext } from "./base.js";
 import { ConnectionService } from "./connection.js";
 import { EventService } from "./events.js";
 import { decodeJson, KVStoreService } from "./kv.js";
-import { ApiCode, apiErrorCode, toNaqError } from "./nats-errors.js";
+import { isNoStreamForSubject, toNaqError } from "./nats-errors.js";
 import { StreamService } from "./streams.js";
 
 export interface EnqueueResult {
@@ -115,7 +115,7 @@ export class JobService extends BaseService {
     try {
       ack = await this.jsc.publish(this.names.queueSubject(env.queue), data, { msgID: msgId });
     } catch (err) {
-      if (apiErrorCode(err) === ApiCode.StreamNotFound || (err as Error).name === "NoRespondersError") {
+      if (isNoStreamForSubject(err)) {
         await this.ensureStreams();
         ack = await this.jsc.publish(this.names.queueSubject(env.queue), data, { msgID: msgId });
       } else {
@@ -131,10 +131,17 @@ export class JobService extends BaseService {
   private ensuring?: Promise<void>;
   /** First enqueue on a fresh server: create naq's streams rather than fail. */
   private ensureStreams(): Promise<void> {
-    this.ensuring ??= (async () => {
-      const { topology } = await import("../model/topology.js");
-      for (const spec of topology(this.config, this.names).streams) await this.streams.ensure(spec);
-    })();
+    if (!this.ensuring) {
+      const ensuring = (async () => {
+        const { topology } = await import("../model/topology.js");
+        for (const spec of topology(this.config, this.names).streams) await this.streams.ensure(spec);
+      })();
+      this.ensuring = ensuring;
+      // A failed attempt (e.g. no permission yet) is not remembered: the next call tries again.
+      ensuring.catch(() => {
+        if (this.ensuring === ensuring) this.ensuring = undefined;
+      });
+    }
     return this.ensuring;
   }
 
@@ -258,12 +265,21 @@ export class JobService extends BaseService {
    * redelivered attempt's second dead-lettering a no-op.
    */
   async deadLetter(entry: DeadLetter, msgId?: string): Promise<void> {
-    try {
-      await this.jsc.publish(
+    const send = () =>
+      this.jsc.publish(
         this.names.deadLetterSubject(entry.queue, entry.id),
         new TextEncoder().encode(JSON.stringify(entry)),
         msgId ? { msgID: msgId } : undefined,
       );
+    try {
+      try {
+        await send();
+      } catch (err) {
+        // A worker may have started on a fresh server (it creates only the jobs stream).
+        if (!isNoStreamForSubject(err)) throw err;
+        await this.ensureStreams();
+        await send();
+      }
     } catch (err) {
       throw toNaqError(err, `dead-lettering job ${entry.id}`);
     }

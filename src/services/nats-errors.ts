@@ -33,6 +33,19 @@ export function isNotFound(err: unknown): boolean {
   return code === ApiCode.StreamNotFound || code === ApiCode.ConsumerNotFound || code === ApiCode.NoMessageFound;
 }
 
+/**
+ * A JetStream publish found no stream for its subject. The server answers with no
+ * responders; nats.js v3 reports that as JetStreamNotEnabled caused by a RequestError
+ * caused by NoRespondersError, so the cause chain is what tells it apart.
+ */
+export function isNoStreamForSubject(err: unknown): boolean {
+  if (apiErrorCode(err) === ApiCode.StreamNotFound) return true;
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof natsErrors.NoRespondersError) return true;
+  }
+  return false;
+}
+
 /** Describes where we tried to connect, without credentials in URLs. */
 export function redactUrl(url: string): string {
   return url.replace(/\/\/([^:@/]+):([^@/]*)@/, "//$1:***@").replace(/\/\/([^:@/]+)@/, "//***@");

@@ -41,6 +41,7 @@ class JsDelivery implements Delivery {
   constructor(
     readonly queue: string,
     private readonly m: JsMsg,
+    private readonly termReason: boolean,
   ) {}
   get data() {
     return this.m.data;
@@ -61,7 +62,8 @@ class JsDelivery implements Delivery {
     this.m.nak(delayMs && delayMs > 0 ? Math.round(delayMs) : undefined);
   }
   term(reason?: string) {
-    this.m.term(reason);
+    // nats-server < 2.10.4 ignores "+TERM <reason>" entirely: the job would come back after ack_wait.
+    this.m.term(this.termReason ? reason : undefined);
   }
   working() {
     this.m.working();
@@ -80,10 +82,15 @@ export class QueueService extends BaseService {
     super(ctx);
   }
 
-  /** Creates the jobs stream if it is missing (workers may start before `naq stream init`). */
+  /**
+   * Creates naq's streams that are missing (workers may start before `naq stream init`):
+   * the jobs stream to consume from, and the events and dead-letter streams a worker
+   * writes to (without them its events would be lost and dead-lettering would fail).
+   */
   async ensureJobsStream(): Promise<void> {
-    const spec = topology(this.config, this.names).streams.find((s) => s.name === this.names.jobsStream);
-    if (spec && !(await this.streams.find(spec.name))) await this.streams.ensure(spec);
+    for (const spec of topology(this.config, this.names).streams) {
+      if (!(await this.streams.find(spec.name))) await this.streams.ensure(spec);
+    }
   }
 
   consumerConfig(queue: string): Partial<ConsumerConfig> & { durable_name: string } {
@@ -149,6 +156,7 @@ export class QueueService extends BaseService {
   /** Pulls up to `max` jobs, waiting up to `expiresMs` (>= 1000) for them to arrive. */
   async fetch(queue: string, max: number, expiresMs: number): Promise<FetchBatch> {
     const consumer = await this.consumer(queue);
+    const termReason = await this.connection.supports("term-reason");
     let it: Awaited<ReturnType<Consumer["fetch"]>>;
     try {
       it = await consumer.fetch({ max_messages: max, expires: Math.max(1_000, expiresMs) });
@@ -158,7 +166,7 @@ export class QueueService extends BaseService {
     return {
       stop: () => void it.stop(),
       async *[Symbol.asyncIterator]() {
-        for await (const m of it) yield new JsDelivery(queue, m);
+        for await (const m of it) yield new JsDelivery(queue, m, termReason);
       },
     };
   }

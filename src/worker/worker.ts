@@ -285,6 +285,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         }
       }
       let got = 0;
+      let dispatched = 0;
       try {
         const batch = await queues.fetch(queue, n, PULL_EXPIRES_MS);
         this.batches.add(batch);
@@ -296,6 +297,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
               continue;
             }
             this.dispatch(d, deps);
+            dispatched++;
           }
         } finally {
           this.batches.delete(batch);
@@ -307,8 +309,10 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         this.emit("error", coerceError(err));
         await sleep(Math.min(5_000, 250 * 2 ** Math.min(failures, 5)));
       } finally {
-        const used = this.stopping ? 0 : Math.min(got, n);
-        pool.release(n - used);
+        // A dispatched job holds its slot until it ends (dispatch releases it); return only
+        // the rest. Releasing a running job's slot here would let shutdown see an idle pool
+        // and cut running jobs short instead of giving them the grace period.
+        pool.release(n - Math.min(dispatched, n));
       }
       idle = got === 0;
       if (idle) this.idleQueues.add(queue);

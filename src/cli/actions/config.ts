@@ -2,6 +2,7 @@
 import { access, writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import {
+  loadConfig,
   describeConfig,
   formatIssue,
   InvalidConfigError,
@@ -30,14 +31,21 @@ export const show: Action<object> = async (ctx) => {
 export const validate: Action<object> = async (ctx, args) => {
   const file = args[0] === undefined ? undefined : String(args[0]);
   try {
-    const loaded = await loadGlobalConfig(ctx.globals, file ?? ctx.globals.config);
+    // A named file is checked on its own: env vars and flags must not mask its mistakes.
+    const loaded = file
+      ? await loadConfig({ cwd: process.cwd(), configFile: file, env: {} })
+      : await loadGlobalConfig(ctx.globals, ctx.globals.config);
     ctx.out.result({ valid: true, file: loaded.file ?? null, issues: [] }, () =>
       ctx.out.quiet ? "" : `valid: ${loaded.file ?? "(no config file; defaults, env and flags)"}`,
     );
   } catch (err) {
-    if (err instanceof InvalidConfigError && err.issues.length > 1) {
-      // One line per problem, then the usual one-line error (exit 2).
-      for (const issue of err.issues.slice(1)) ctx.out.error(formatIssue(issue));
+    if (err instanceof InvalidConfigError) {
+      if (ctx.out.json) {
+        ctx.out.result({ valid: false, file: file ?? null, issues: err.issues.map((i) => ({ key: i.key, message: formatIssue(i) })) }, () => "");
+      } else {
+        // One line per problem, then the usual one-line error (exit 2).
+        for (const issue of err.issues.slice(1)) ctx.out.error(formatIssue(issue));
+      }
     }
     throw err;
   }

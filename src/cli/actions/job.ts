@@ -15,6 +15,7 @@ interface EnqueueOpts {
   retries?: number;
   backoff?: Backoff;
   timeout?: number;
+  attemptTimeout?: number;
   dependsOn?: string[];
   label?: string[];
   wait?: boolean;
@@ -85,7 +86,7 @@ export const enqueue: Action<EnqueueOpts> = async (ctx, args, opts) => {
     id: opts.id,
     retries: opts.retries,
     backoff: opts.backoff,
-    timeoutMs: opts.timeout,
+    timeoutMs: opts.attemptTimeout ?? opts.timeout,
     dependsOn: opts.dependsOn,
     labels: labelsOf(opts.label),
   });

@@ -90,6 +90,9 @@ export const info: Action<object> = async (ctx, args) => {
   if (target.queue) {
     const consumer = details.consumerDetails.find((c) => c.filter === target.subject);
     const waiting = await streams.countSubject(target.stream, target.subject as string);
+    if (!consumer && waiting === 0) {
+      throw new NotFoundError(`no stream named ${name}, and no queue ${name} (no waiting jobs, no consumer)`);
+    }
     const view = { queue: target.queue, stream: target.stream, subject: target.subject, waiting, consumer: consumer ?? null };
     ctx.out.result(view, () =>
       ctx.out.keyValues([
@@ -146,8 +149,18 @@ function detailsView(ctx: CliContext, d: StreamDetails): string {
   return `${head}\n\n${consumers}`;
 }
 
+/**
+ * Without --force and without a terminal the answer is known before anything is looked up:
+ * refuse at once (exit 2), so a script that forgot --force learns that, not "not found".
+ */
+async function refuseUnlessConfirmable(ctx: CliContext, force: boolean | undefined, what: string): Promise<void> {
+  if (!force && !(process.stdin.isTTY && process.stderr.isTTY)) await confirm("", { force, out: ctx.out, what });
+}
+
 export const purge: Action<{ subject?: string; keep?: number; force?: boolean }> = async (ctx, args, opts) => {
   const name = String(args[0]);
+  validateToken(name, "stream or queue name", 255);
+  await refuseUnlessConfirmable(ctx, opts.force, `purge ${name}`);
   await using services = await openServices(ctx);
   const streams = await services.get(StreamService);
   const target = await resolveTarget(streams, ctx, name);
@@ -163,6 +176,7 @@ export const purge: Action<{ subject?: string; keep?: number; force?: boolean }>
 
 export const remove: Action<{ force?: boolean }> = async (ctx, args, opts) => {
   const name = validateToken(String(args[0]), "stream name", 255);
+  await refuseUnlessConfirmable(ctx, opts.force, `delete stream ${name}`);
   await using services = await openServices(ctx);
   const streams = await services.get(StreamService);
   const si = await streams.find(name);

@@ -18,9 +18,13 @@ export function jobCommand(): Command {
     .option("--id <id>", "job id (default: a new ULID); the same id twice within the duplicate window is one job")
     .addOption(new Option("-r, --retries <n>", "retries after the first attempt").argParser((v) => parseCount(v, "--retries")))
     .addOption(new Option("--backoff <spec>", "retry delays: fixed:5s | exp:1s:5m | list:1s,5s,30s (add ~0.2 for jitter)").argParser(parseBackoffOption))
-    .addOption(new Option("-t, --timeout <duration>", "time limit per attempt, e.g. 30s").argParser((v) => parseDurationOption(v, "--timeout")))
-    .addOption(new Option("--depends-on <id...>", "run only after these jobs completed (repeatable, or comma-separated)").argParser(collect))
-    .addOption(new Option("-l, --label <key=value...>", "label the job (repeatable)").argParser(collect))
+    .addOption(
+      new Option("-t, --timeout <duration>", "time limit per attempt, e.g. 30s (after the command; before it, --timeout is the global request timeout)")
+        .argParser((v) => parseDurationOption(v, "--timeout")),
+    )
+    .addOption(new Option("--attempt-timeout <duration>").hideHelp().argParser((v) => parseDurationOption(v, "--timeout")))
+    .addOption(new Option("--depends-on <id>", "run only after this job completed (repeatable, or comma-separated ids)").argParser(collect))
+    .addOption(new Option("-l, --label <key=value>", "label the job (repeatable)").argParser(collect))
     .option("-w, --wait", "wait for the job to finish; print its result; exit 6 if it failed")
     .addOption(new Option("--wait-timeout <duration>", "with --wait: give up after this long (exit 4)").argParser((v) => parseDurationOption(v, "--wait-timeout")))
     .addHelpText(

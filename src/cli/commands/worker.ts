@@ -11,7 +11,7 @@ export function workerCommand(): Command {
     .command("start")
     .description("run jobs from queues (the first listed has priority) until stopped; SIGTERM/SIGINT stop gracefully, a second one at once")
     .argument("[queues...]", "queues to take jobs from", ["default"])
-    .addOption(new Option("-H, --handlers <module...>", "module(s) exporting task handlers (repeatable)").argParser(collect).makeOptionMandatory())
+    .addOption(new Option("-H, --handlers <module>", "module exporting task handlers (repeatable, or comma-separated)").argParser(collect).makeOptionMandatory())
     .addOption(new Option("-C, --concurrency <n>", "jobs run at once by this worker (default: config worker.concurrency, 10)").argParser((v) => parsePositive(v, "--concurrency")))
     .addOption(new Option("--grace <duration>", "on stop, how long running jobs may take to finish (default 30s)").argParser((v) => parseDurationOption(v, "--grace")))
     .option("--burst", "exit 0 once the queues are empty and nothing runs")
