@@ -57,6 +57,9 @@ export const validateTaskName = (t: string): string => {
 };
 export const validateJobId = (id: string): string => validateToken(id, "id", 128);
 
+/** Id under which an undecodable message is dead-lettered ('_' ids are reserved for naq). */
+export const poisonId = (seq: number): string => `_seq${seq}`;
+
 /** Builds a complete envelope from what a caller gave, with defaults, validating everything. */
 export function createEnvelope(input: EnqueueInput, now = new Date()): JobEnvelope {
   const retries = input.retries ?? DEFAULT_RETRIES;
@@ -120,6 +123,7 @@ export function validateEnvelope(value: unknown): JobEnvelope {
   if (value.v !== JOB_VERSION) fail("v", `unsupported version ${JSON.stringify(value.v)} (this naq reads version ${JOB_VERSION})`);
   if (typeof value.id !== "string") fail("id", "must be a string");
   validateJobId(value.id);
+  if (value.id.startsWith("_")) fail("id", "ids starting with '_' are reserved for naq");
   if (typeof value.queue !== "string") fail("queue", "must be a string");
   validateQueueName(value.queue);
   if (typeof value.task !== "string") fail("task", "must be a string");

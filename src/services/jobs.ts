@@ -72,6 +72,15 @@ export interface ListOptions {
 
 const DEFAULT_WINDOW = 256;
 
+/** Dependency-wait counter of a job, kept beside its record (same TTL). */
+interface WaitDoc {
+  v: typeof JOB_VERSION;
+  id: string;
+  waits: number;
+  at: string;
+}
+const waitKey = (id: string): string => `wait.${id}`;
+
 export class JobService extends BaseService {
   static readonly deps = [ConnectionService, StreamService, KVStoreService, EventService] as const;
   private js?: JetStreamClient;
@@ -188,6 +197,16 @@ export class JobService extends BaseService {
   /** Writes a job's terminal record: the one awaited write at the end of a job. */
   async writeRecord(record: JobRecord): Promise<void> {
     await this.kv.putJson(this.names.buckets.results, record.id, record);
+  }
+
+  /** How many times a job was put back to wait for its dependencies (these are not attempts). */
+  async waitCount(id: string): Promise<number> {
+    const doc = await this.kv.getJson<WaitDoc>(this.names.buckets.results, waitKey(id));
+    return doc?.value.waits ?? 0;
+  }
+
+  async recordWait(id: string, waits: number): Promise<void> {
+    await this.kv.putJson<WaitDoc>(this.names.buckets.results, waitKey(id), { v: JOB_VERSION, id, waits, at: new Date().toISOString() });
   }
 
   /** The newest event of a job, if any (one direct read by subject). */
@@ -307,7 +326,8 @@ export class JobService extends BaseService {
   /** Ended jobs (terminal records), newest first, filtered, at most `limit`. */
   async list(opts: ListOptions = {}): Promise<JobRecord[]> {
     const limit = opts.limit ?? 100;
-    const keys = await this.kv.keys(this.names.buckets.results, ">", 10_000);
+    // Keys with a dot are naq's bookkeeping (wait.<id>), not job records.
+    const keys = (await this.kv.keys(this.names.buckets.results, ">", 10_000)).filter((k) => !k.includes("."));
     const out: JobRecord[] = [];
     // ULIDs sort by time: newest first without reading every record.
     for (const key of keys.sort().reverse()) {

@@ -10,7 +10,7 @@
 import { backoffDelay } from "../model/backoff.js";
 import { coerceError, UnrecoverableError } from "../model/errors.js";
 import { JobEventType } from "../model/events.js";
-import { decodeEnvelope, JOB_VERSION, type JobEnvelope, type JobError, type JobRecord, type JsonValue } from "../model/job.js";
+import { decodeEnvelope, JOB_VERSION, poisonId, type JobEnvelope, type JobError, type JobRecord, type JsonValue } from "../model/job.js";
 import type { EventInput } from "../services/events.js";
 import type { DeadLetter } from "../services/jobs.js";
 import type { Delivery } from "../services/queues.js";
@@ -22,6 +22,8 @@ export interface ExecDeps {
   writeRecord(record: JobRecord): Promise<void>;
   deadLetter(entry: DeadLetter, msgId: string): Promise<void>;
   getRecord(id: string): Promise<JobRecord | undefined>;
+  /** Whether a job was ever seen (it has events), for dependencies without a record. */
+  jobExists(id: string): Promise<boolean>;
   /** How many times this job was put back to wait for dependencies (not attempts). */
   waits(id: string): Promise<number>;
   recordWait(id: string, count: number): Promise<void>;
@@ -59,6 +61,8 @@ export class WorkerStoppingError extends Error {
 }
 
 const MAX_WAIT_DELAY = 30_000;
+/** Waits before a dependency nobody has heard of fails its dependant (it may be enqueued just after). */
+const UNKNOWN_DEPENDENCY_WAITS = 3;
 
 export function toJobError(err: unknown, verbose = false): JobError {
   const e = coerceError(err);
@@ -78,7 +82,7 @@ export async function execute(run: RunningJob, deps: ExecDeps): Promise<Outcome>
   try {
     job = decodeEnvelope(d.data);
   } catch (err) {
-    const id = `seq-${d.seq}`;
+    const id = poisonId(d.seq);
     const reason = `invalid job: ${coerceError(err).message}`;
     await deps.deadLetter(
       {
@@ -121,6 +125,13 @@ export async function execute(run: RunningJob, deps: ExecDeps): Promise<Outcome>
       }
     }
     waits = await deps.waits(job.id);
+    if (pending.length > 0 && waits >= UNKNOWN_DEPENDENCY_WAITS) {
+      for (const dep of pending) {
+        if (!(await deps.jobExists(dep))) {
+          return deadLetterJob(run, job, 0, `dependency ${dep} not found (never enqueued, or its record expired)`, undefined, deps);
+        }
+      }
+    }
     if (pending.length > 0) {
       const delayMs = Math.min(MAX_WAIT_DELAY, 500 * 2 ** Math.min(waits, 10));
       await deps.recordWait(job.id, waits + 1);

@@ -12,7 +12,7 @@ import { loadConfig } from "../config/load.js";
 import { configSchema, queueSettings, type NaqConfig, type NaqConfigInput } from "../config/schema.js";
 import { coerceError } from "../model/errors.js";
 import { WorkerEventType, WORKER_EVENTS_QUEUE } from "../model/events.js";
-import { DEFAULT_QUEUE, type JobRecord } from "../model/job.js";
+import { DEFAULT_QUEUE, poisonId, type JobRecord } from "../model/job.js";
 import { validateQueueName } from "../model/naming.js";
 import { BackgroundTask } from "../services/background-task.js";
 import { ServiceManager, silentLogger, type Logger } from "../services/base.js";
@@ -175,11 +175,9 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       writeRecord: (r) => jobs.writeRecord(r),
       deadLetter: (e, msgId) => jobs.deadLetter(e, msgId),
       getRecord: (id) => jobs.getRecord(id),
-      waits: async (id) => {
-        const e = await kv.get(names.buckets.results, `wait.${id}`);
-        return e ? Number(new TextDecoder().decode(e.value)) || 0 : 0;
-      },
-      recordWait: async (id, n) => void (await kv.put(names.buckets.results, `wait.${id}`, String(n))),
+      jobExists: async (id) => (await jobs.lastEvent(id)) !== undefined,
+      waits: (id) => jobs.waitCount(id),
+      recordWait: (id, n) => jobs.recordWait(id, n),
       isCancelled: (id) => this.cancelled.has(id),
       emit: (e) => events.emit(e),
       verbose: this.opts.verbose,
@@ -251,7 +249,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       queues: this.queues,
       concurrency: this.pool?.capacity ?? 0,
       status: this.status,
-      running: [...this.running].map((r) => r.job?.id ?? `seq-${r.delivery.seq}`),
+      running: [...this.running].map((r) => r.job?.id ?? poisonId(r.delivery.seq)),
       processed: this.processed,
       failed: this.failed,
       startedAt: this.startedAt.toISOString(),
@@ -333,7 +331,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         (err: unknown) => {
           // The job ran (or not) but its outcome could not be stored: let it come back.
           const e = coerceError(err);
-          this.emit("error", new Error(`job ${run.job?.id ?? `seq-${d.seq}`}: ${e.message}`, { cause: e }));
+          this.emit("error", new Error(`job ${run.job?.id ?? poisonId(d.seq)}: ${e.message}`, { cause: e }));
           try {
             d.nak(1_000);
           } catch {
@@ -352,7 +350,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     const job = "job" in o ? o.job : undefined;
     const info: JobEventInfo = {
       outcome: o.kind,
-      id: job?.id ?? ("id" in o ? o.id : `seq-${d.seq}`),
+      id: job?.id ?? ("id" in o ? o.id : poisonId(d.seq)),
       queue: d.queue,
       task: job?.task,
       attempt: "attempt" in o ? o.attempt : d.deliveryCount,
@@ -368,6 +366,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       info.delayMs = o.delayMs;
       info.error = o.error.message;
     } else if (o.kind === "waiting") {
+      // Waiting for dependencies is not an attempt.
+      info.attempt = 0;
       info.delayMs = o.delayMs;
       info.reason = `waiting for ${o.on.join(", ")}`;
     }

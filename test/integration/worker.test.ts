@@ -248,7 +248,7 @@ describe("Worker (library API, real nats-server)", () => {
     const jobService = await (await queue.services()).get(JobService);
     const dl = await eventually(
       async () => {
-        const entry = await jobService.getDeadLetter(`seq-${seq}`);
+        const entry = await jobService.getDeadLetter(`_seq${seq}`);
         if (!entry) throw new Error("not dead-lettered yet");
         return entry;
       },

@@ -60,6 +60,8 @@ interface FixtureOptions {
   records?: Record<string, JobRecord>;
   waits?: Record<string, number>;
   cancelled?: string[];
+  /** Ids that have events (exist) though they have no record. */
+  known?: string[];
   random?: () => number;
   now?: () => number;
 }
@@ -75,6 +77,7 @@ function fixture(data: Uint8Array, o: FixtureOptions = {}): Fixture {
     writeRecord: async (record) => void calls.push({ op: "writeRecord", record }),
     deadLetter: async (entry, msgId) => void calls.push({ op: "deadLetter", entry, msgId }),
     getRecord: async (id) => o.records?.[id],
+    jobExists: async (id) => (o.known ?? []).includes(id) || o.records?.[id] !== undefined,
     waits: async (id) => waits[id] ?? 0,
     recordWait: async (id, count) => {
       waits[id] = count;
@@ -311,16 +314,16 @@ describe("execute: poison input", () => {
     const raw = new TextEncoder().encode("not json");
     const f = fixture(raw, { seq: 12, deliveryCount: 1 });
     const outcome = await execute(f.run, f.deps);
-    expect(outcome).toMatchObject({ kind: "failed", id: "seq-12" });
+    expect(outcome).toMatchObject({ kind: "failed", id: "_seq12" });
     expect(f.ops()).toEqual(["deadLetter", "term"]);
     const dl = callOf(f, "deadLetter");
-    expect(dl.msgId).toBe("seq-12.dlq");
-    expect(dl.entry).toMatchObject({ id: "seq-12", queue: "default", worker: "w1" });
+    expect(dl.msgId).toBe("_seq12.dlq");
+    expect(dl.entry).toMatchObject({ id: "_seq12", queue: "default", worker: "w1" });
     expect(dl.entry.reason).toMatch(/^invalid job: .*not valid JSON/);
     expect(Buffer.from(dl.entry.raw as string, "base64").toString()).toBe("not json");
     expect(dl.entry.job).toBeUndefined();
     expect(callOf(f, "term").reason).toBe(dl.entry.reason);
-    expect(f.events).toEqual([expect.objectContaining({ type: "dead_lettered", jobId: "seq-12", reason: dl.entry.reason })]);
+    expect(f.events).toEqual([expect.objectContaining({ type: "dead_lettered", jobId: "_seq12", reason: dl.entry.reason })]);
   });
 
   it.each([
@@ -490,13 +493,23 @@ describe("execute: dependencies", () => {
     const delays: number[] = [];
     for (const waits of [1, 2, 5, 6, 20]) {
       const { data } = jobBytes({ dependsOn: ["dep1"] });
-      const f = fixture(data, { waits: { job1: waits }, deliveryCount: waits + 1, handlers: { work: () => 1 } });
+      const f = fixture(data, { waits: { job1: waits }, deliveryCount: waits + 1, known: ["dep1"], handlers: { work: () => 1 } });
       const outcome = await execute(f.run, f.deps);
       if (outcome.kind !== "waiting") throw new Error(`expected waiting, got ${outcome.kind}`);
       delays.push(outcome.delayMs);
       expect(callOf(f, "recordWait").count).toBe(waits + 1);
     }
     expect(delays).toEqual([1_000, 2_000, 16_000, 30_000, 30_000]);
+  });
+
+  it("a dependency nobody has heard of fails the job after a few waits (it may be enqueued just after)", async () => {
+    const { data } = jobBytes({ dependsOn: ["ghost"] });
+    const early = fixture(data, { waits: { job1: 2 }, handlers: { work: () => 1 } });
+    expect((await execute(early.run, early.deps)).kind).toBe("waiting");
+    const late = fixture(data, { waits: { job1: 3 }, handlers: { work: () => 1 } });
+    const outcome = await execute(late.run, late.deps);
+    expect(outcome).toMatchObject({ kind: "failed", reason: "dependency ghost not found (never enqueued, or its record expired)" });
+    expect(late.ops()).toEqual(["deadLetter", "writeRecord", "term"]);
   });
 
   it("a failed dependency fails the job with a reason naming it, without running it", async () => {
