@@ -98,7 +98,7 @@ describe("one connection per invocation", () => {
       [["stream", "init"], 0],
       [["doctor"], 0],
       [["stream", "list"], 0],
-      [["stream", "info", "q1"], 0],
+      [["stream", "info", "q1"], 3], // neither a stream nor a queue with jobs: not found, still one connection
       [["stream", "purge", "q1", "--force"], 0],
     ];
     for (const [args, code] of invocations) {

@@ -30,13 +30,13 @@ const totalConnections = async (): Promise<number> => Number((await server.varz(
 
 describe("a service scope on a real server", () => {
   it("get(StreamService) creates ConnectionService first; close drains the connection", async () => {
+    // Relative counts: a connection of an earlier test may still be closing on the server.
     const before = (await server.connz()).num_connections;
-    expect(before).toBe(0);
 
     const services = await ServiceManager.open(configFor("svc1"));
     expect(services.services).toEqual([]);
     // Lazy: opening a scope does not connect.
-    expect((await server.connz()).num_connections).toBe(0);
+    expect((await server.connz()).num_connections).toBe(before);
 
     const streams = await services.get(StreamService);
     expect(services.services.map((s) => s.constructor.name)).toEqual(["ConnectionService", "StreamService"]);
@@ -47,14 +47,14 @@ describe("a service scope on a real server", () => {
     // It works, over one connection named "naq".
     expect(await streams.find("svc1_nothing")).toBeUndefined();
     const connz = await server.connz();
-    expect(connz.num_connections).toBe(1);
-    expect(connz.connections[0]?.name).toBe("naq");
+    expect(connz.num_connections).toBe(before + 1);
+    expect(connz.connections.some((c) => c.name === "naq")).toBe(true);
     const nc = await connection.connection();
     expect(nc.isClosed()).toBe(false);
 
     await services.close();
     expect(nc.isClosed()).toBe(true);
-    await eventually(async () => expect((await server.connz()).num_connections).toBe(0), { timeoutMs: 5_000 });
+    await eventually(async () => expect((await server.connz()).num_connections).toBe(before), { timeoutMs: 5_000 });
     await expect(services.get(StreamService)).rejects.toThrow(/closed/);
   });
 
