@@ -1,18 +1,51 @@
 /**
- * EventService, publish side: one event per job transition onto the events stream.
+ * EventService: one event per job transition onto the events stream (publish side), and
+ * reading them back (read side): tail, finite reads, one job's history, statistics.
+ *
+ * Publish side.
  *
  * Events never slow the job path: `emit` only buffers; a flush on the next macrotask
  * publishes the batch with core NATS publishes (the stream captures them; no per-event
  * round trip), and `flush()`/cleanup waits until the server has them, so nothing buffered
  * is lost on a clean shutdown. The terminal record in KV, not the event, is the truth a
  * job's status is read from; events are the audit trail.
+ *
+ * Read side: every read is an EventStream (ordered consumer; see event-stream.ts) with
+ * the server filtering on the subject's queue, job id and type, and this process on
+ * task and worker. Reads never consume or delete; cleanup closes any still open, which
+ * deletes their consumers.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
+import { orderJobHistory, planEventRead, type EventFilter, type EventStart } from "../model/event-filter.js";
+import { ServiceError } from "../model/errors.js";
 import { EVENT_VERSION, type EventType, type NaqEvent } from "../model/events.js";
+import { validateToken } from "../model/naming.js";
+import { EventStatsBuilder, type EventStats, type StatsGroupBy } from "../model/stats.js";
 import { BaseService, type ServiceContext } from "./base.js";
-import { ConnectionService } from "./connection.js";
+import { ConnectionService, FEATURES, versionAtLeast } from "./connection.js";
+import { EventStream, type EventStreamOptions } from "./event-stream.js";
 
 export type EventInput = Omit<NaqEvent, "v" | "at"> & { at?: string };
+
+export interface ReadOptions {
+  /** Aborting ends the read normally (the iteration just finishes). */
+  signal?: AbortSignal;
+}
+
+export interface StatsOptions extends ReadOptions {
+  /** Start of the window (default: one hour ago). */
+  since?: EventStart;
+  by?: StatsGroupBy;
+  /** End of the window for throughput (default: now). */
+  now?: Date;
+}
+
+export interface StatsResult extends EventStats {
+  /** How the stream was read: start sequence and messages read (proves a window is not a full scan). */
+  read: { startSeq: number | null; endSeq: number | null; delivered: number };
+}
+
+const HOUR_MS = 3_600_000;
 
 const encoder = new TextEncoder();
 const MAX_BUFFER = 10_000;
@@ -23,6 +56,7 @@ export class EventService extends BaseService {
   private buffer: NaqEvent[] = [];
   private scheduled = false;
   private dropped = 0;
+  private readonly reads = new Set<EventStream>();
 
   constructor(
     ctx: ServiceContext,
@@ -36,6 +70,7 @@ export class EventService extends BaseService {
   }
 
   protected override async onCleanup(): Promise<void> {
+    await Promise.allSettled([...this.reads].map((r) => r.close()));
     await this.flush();
   }
 
@@ -93,5 +128,75 @@ export class EventService extends BaseService {
         this.ctx.logger.warn(`events: flush failed (${(err as Error).message})`);
       }
     }
+  }
+
+  // ---- read side -------------------------------------------------------------------
+
+  /** Whether the server takes several filter subjects per consumer (2.10+). */
+  private get multiFilter(): boolean {
+    const version = this.nc?.info?.version;
+    return version !== undefined && versionAtLeast(version, FEATURES["multi-filter"]);
+  }
+
+  /**
+   * Follows events as they are stored (from `filter.since`, default: only new ones) until
+   * the signal aborts, the caller breaks out, or stream.close():
+   *
+   *   for await (const ev of events.tail({ queue: "emails", types: ["failed"] })) ...
+   *
+   * Validates the filter at once (a ValidationError); the consumer is created on first
+   * iteration, or by `await stream.ready()`.
+   */
+  tail(filter: EventFilter = {}, opts: ReadOptions = {}): EventStream {
+    return this.open(filter, { follow: true, signal: opts.signal });
+  }
+
+  /** The events stored when the read begins (from `filter.since`, default: all), then ends. */
+  read(filter: EventFilter = {}, opts: ReadOptions = {}): EventStream {
+    return this.open({ since: "all", ...filter }, { follow: false, signal: opts.signal });
+  }
+
+  /**
+   * Every event of one job still in the stream, in the order of its life: the stream's
+   * order, with a producer's late-stored `enqueued` put back before the run it began
+   * (see orderJobHistory).
+   */
+  async history(jobId: string, opts: ReadOptions = {}): Promise<NaqEvent[]> {
+    return orderJobHistory(await this.read({ jobId: validateToken(jobId, "job id"), since: "all" }, opts).toArray());
+  }
+
+  /** Counts, failure rate, throughput and durations over a window, read from its start (not a full scan). */
+  async stats(opts: StatsOptions = {}): Promise<StatsResult> {
+    const since = opts.since ?? new Date(Date.now() - HOUR_MS);
+    const builder = new EventStatsBuilder(opts.by ?? null);
+    const stream = this.read({ since }, opts);
+    let first: Date | undefined;
+    for await (const ev of stream) {
+      const at = Date.parse(ev.at);
+      if (first === undefined && Number.isFinite(at)) first = new Date(at);
+      builder.add(ev);
+    }
+    const now = opts.now ?? new Date();
+    const from = since instanceof Date ? since : (first ?? now);
+    return {
+      ...builder.build(from, now),
+      read: { startSeq: stream.startSeq ?? null, endSeq: stream.endSeq ?? null, delivered: stream.delivered },
+    };
+  }
+
+  private open(filter: EventFilter, opts: EventStreamOptions): EventStream {
+    const nc = this.nc;
+    if (!nc) throw new ServiceError("EventService is not initialized: get it from a ServiceManager");
+    const plan = planEventRead(this.names, filter, this.multiFilter);
+    const deps = {
+      nc,
+      js: () => this.connection.jetstream(),
+      jsm: () => this.connection.manager(),
+      names: this.names,
+      logger: this.ctx.logger,
+    };
+    const stream = new EventStream(deps, filter, plan, opts, (s) => this.reads.delete(s));
+    this.reads.add(stream);
+    return stream;
   }
 }
