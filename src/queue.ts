@@ -13,6 +13,9 @@ import { DEFAULT_QUEUE, type EnqueueInput, type JobRecord, type JsonValue } from
 import { validateQueueName } from "./model/naming.js";
 import { ServiceManager, type Logger } from "./services/base.js";
 import { JobService, type EnqueueResult, type JobState } from "./services/jobs.js";
+import { SchedulerService, type ScheduledJob } from "./services/scheduler.js";
+import { parseDuration } from "./model/duration.js";
+import { parseTime } from "./model/cron.js";
 
 export interface QueueOptions {
   /** Validated config, or input to validate; default: loaded like the CLI does (files + env). */
@@ -63,6 +66,22 @@ export class Queue implements AsyncDisposable {
     return this.jobs().then((j) => j.enqueue({ ...options, task, payload, queue: this.name }));
   }
 
+  /**
+   * Enqueues a job to run `delay` from now (ms, or a duration such as "10m"). Its status is
+   * `scheduled` until a running scheduler (`naq scheduler start`, or a Scheduler) fires it.
+   */
+  enqueueIn(delay: number | string, task: string, payload: JsonValue = null, options: JobOptions = {}): Promise<ScheduledJob> {
+    const ms = parseDuration(delay, "delay");
+    return this.enqueueAt(Date.now() + ms, task, payload, options);
+  }
+
+  /** Enqueues a job to run at `at` (a Date, ms since the epoch, or ISO 8601 with an offset); at once if that has passed. */
+  async enqueueAt(at: Date | number | string, task: string, payload: JsonValue = null, options: JobOptions = {}): Promise<ScheduledJob> {
+    const ms = typeof at === "string" ? parseTime(at, { field: "at" }) : at instanceof Date ? at.getTime() : at;
+    const scheduler = await (await this.services()).get(SchedulerService);
+    return scheduler.scheduleJob({ ...options, task, payload, queue: this.name }, ms);
+  }
+
   /** Pipelined enqueue of many jobs; results in input order (an Error where one failed). */
   async enqueueMany(
     jobs: Iterable<Omit<EnqueueInput, "queue"> & { queue?: string }>,
@@ -83,8 +102,9 @@ export class Queue implements AsyncDisposable {
     return this.jobs().then((j) => j.result(id, opts));
   }
 
-  cancel(id: string, reason?: string): Promise<JobRecord> {
-    return this.jobs().then((j) => j.cancel(id, reason));
+  /** Cancels a job; a delayed job is also taken off the schedule. */
+  async cancel(id: string, reason?: string): Promise<JobRecord> {
+    return (await (await this.services()).get(SchedulerService)).cancel(id, reason);
   }
 
   async close(): Promise<void> {

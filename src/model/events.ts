@@ -27,11 +27,32 @@ export const WorkerEventType = {
 } as const;
 export type WorkerEventType = (typeof WorkerEventType)[keyof typeof WorkerEventType];
 
-export type EventType = JobEventType | WorkerEventType;
-export const EVENT_TYPES: readonly EventType[] = [...Object.values(JobEventType), ...Object.values(WorkerEventType)];
+/**
+ * Recurring schedule events, on `<ns>.events._schedule.<scheduleName>.<type>`. The job a
+ * schedule fires has its own events (`enqueued`, ...) on its queue under its own id.
+ */
+export const ScheduleEventType = {
+  added: "schedule_added",
+  updated: "schedule_updated",
+  fired: "schedule_fired",
+  paused: "schedule_paused",
+  resumed: "schedule_resumed",
+  removed: "schedule_removed",
+  misfireSkipped: "misfire_skipped",
+} as const;
+export type ScheduleEventType = (typeof ScheduleEventType)[keyof typeof ScheduleEventType];
+
+export type EventType = JobEventType | WorkerEventType | ScheduleEventType;
+export const EVENT_TYPES: readonly EventType[] = [
+  ...Object.values(JobEventType),
+  ...Object.values(WorkerEventType),
+  ...Object.values(ScheduleEventType),
+];
 
 /** The queue token under which worker lifecycle events are published. */
 export const WORKER_EVENTS_QUEUE = "_worker";
+/** The queue token under which recurring schedule events are published (id = schedule name). */
+export const SCHEDULE_EVENTS_QUEUE = "_schedule";
 
 export interface NaqEvent {
   v: typeof EVENT_VERSION;
@@ -52,4 +73,10 @@ export interface NaqEvent {
   reason?: string;
   progress?: JsonValue;
   log?: string;
+  /** Scheduler: the due time of the run (or of a delayed job), ISO 8601. */
+  dueAt?: string;
+  /** Scheduler: the job a schedule fired (`schedule_fired`). */
+  firedJob?: string;
+  /** Scheduler: how many runs (`misfire_skipped`). */
+  count?: number;
 }
