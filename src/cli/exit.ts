@@ -3,7 +3,7 @@
  * shell sees; `bin/naq` sets process.exitCode from what `run` returns.
  */
 import { CommanderError } from "commander";
-import { ExitCode, NaqError, coerceError, exitCodeOf } from "../model/errors.js";
+import { ExitCode, NaqError, ReportedError, coerceError, exitCodeOf } from "../model/errors.js";
 import type { Output } from "./output.js";
 
 export const EXIT_CODES_HELP = `Exit codes:
@@ -26,6 +26,7 @@ export function reportError(err: unknown, out: Output): number {
     return err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
   }
   const e = coerceError(err);
+  if (e instanceof ReportedError && !out.verbose) return exitCodeOf(e);
   const messages =
     e instanceof AggregateError && !(e instanceof NaqError)
       ? e.errors.map((x) => oneLine(coerceError(x).message))

@@ -25,6 +25,7 @@ function earlyOutput(argv: readonly string[]): Output {
  */
 const LOCAL_OPTIONS: ReadonlyArray<{ path: readonly string[][]; names: readonly string[]; to: string }> = [
   { path: [["job", "jobs"], ["enqueue", "add"]], names: ["-t", "--timeout"], to: "--attempt-timeout" },
+  { path: [["scheduler", "schedule", "schedules"], ["add", "set"]], names: ["-t", "--timeout"], to: "--attempt-timeout" },
 ];
 
 export function localizeOptions(argv: readonly string[]): string[] {

@@ -34,3 +34,8 @@ export function parseBackoffOption(value: string): Backoff {
 export function collect(value: string, previous: string[] = []): string[] {
   return previous.concat(value.split(",").map((v) => v.trim()).filter(Boolean));
 }
+
+/** Collects a repeatable option's values as given (no comma splitting: for KEY=value pairs). */
+export function collectRaw(value: string, previous: string[] = []): string[] {
+  return previous.concat(value);
+}

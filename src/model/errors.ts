@@ -126,6 +126,14 @@ export class ServiceError extends NaqError {
   override readonly code = ErrorCode.service;
 }
 
+/**
+ * A failure the command already reported in its output (e.g. a `naq check` status line):
+ * the CLI exits with its code without printing the message again.
+ */
+export class ReportedError extends NaqError {
+  override name = "ReportedError";
+}
+
 /** Thrown by a handler to fail its job at once, without further attempts. */
 export class UnrecoverableError extends Error {
   override name = "UnrecoverableError";

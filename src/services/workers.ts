@@ -16,6 +16,12 @@ export interface WorkerInfo {
   concurrency: number;
   status: "starting" | "running" | "paused" | "stopping";
   running: string[];
+  /** Jobs running per queue (the ids in `running` do not say which queue they came from). */
+  runningByQueue?: Record<string, number>;
+  /** Queues of this worker that are paused (it does not fetch from them). */
+  paused?: string[];
+  /** Commands this worker runs as `exec` jobs (its --allow-exec list), if any. */
+  allowExec?: string[];
   processed: number;
   failed: number;
   startedAt: string;
@@ -56,7 +62,8 @@ export class WorkerService extends BaseService {
 
   /** Live workers (their heartbeat has not expired), by id. */
   async list(): Promise<WorkerInfo[]> {
-    const keys = await this.kv.keys(this.bucket);
+    // A key rewritten while the listing runs (a heartbeat) can be listed twice.
+    const keys = [...new Set(await this.kv.keys(this.bucket))];
     const infos = await Promise.all(keys.map((k) => this.get(k)));
     return infos.filter((w): w is WorkerInfo => w !== undefined).sort((a, b) => a.id.localeCompare(b.id));
   }

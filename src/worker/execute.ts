@@ -28,6 +28,8 @@ export interface ExecDeps {
   waits(id: string): Promise<number>;
   recordWait(id: string, count: number): Promise<void>;
   isCancelled(id: string): boolean;
+  /** Why this worker will not run `job` at all (dead-lettered without starting), if it will not. */
+  refuse?(job: JobEnvelope): string | undefined;
   emit(event: EventInput): void;
   verbose?: boolean;
   now?: () => number;
@@ -36,8 +38,8 @@ export interface ExecDeps {
 
 export type Outcome =
   | { kind: "completed"; job: JobEnvelope; attempt: number; durationMs: number; result: JsonValue }
-  | { kind: "retrying"; job: JobEnvelope; attempt: number; delayMs: number; error: JobError }
-  | { kind: "failed"; job?: JobEnvelope; id: string; attempt: number; reason: string; error?: JobError }
+  | { kind: "retrying"; job: JobEnvelope; attempt: number; delayMs: number; error: JobError; durationMs: number }
+  | { kind: "failed"; job?: JobEnvelope; id: string; attempt: number; reason: string; error?: JobError; durationMs?: number }
   | { kind: "waiting"; job: JobEnvelope; delayMs: number; on: string[] }
   | { kind: "cancelled"; job: JobEnvelope }
   | { kind: "released"; job: JobEnvelope };
@@ -108,6 +110,9 @@ export async function execute(run: RunningJob, deps: ExecDeps): Promise<Outcome>
     d.ack();
     return { kind: "cancelled", job };
   }
+
+  const refusal = deps.refuse?.(job);
+  if (refusal) return deadLetterJob(run, job, 0, refusal, undefined, deps);
 
   const handler = deps.handlers.get(job.task);
   if (!handler) {
@@ -183,9 +188,10 @@ export async function execute(run: RunningJob, deps: ExecDeps): Promise<Outcome>
     const unrecoverable = reason instanceof UnrecoverableError || (reason instanceof Error && reason.name === "UnrecoverableError");
     if (!unrecoverable && attempt < job.attempts) {
       const delayMs = backoffDelay(job.backoff, attempt + 1, deps.random);
+      const durationMs = now() - run.startedAt;
       d.nak(delayMs);
-      deps.emit({ ...base, type: JobEventType.retrying, attempt, delayMs, error, durationMs: now() - run.startedAt });
-      return { kind: "retrying", job, attempt, delayMs, error };
+      deps.emit({ ...base, type: JobEventType.retrying, attempt, delayMs, error, durationMs });
+      return { kind: "retrying", job, attempt, delayMs, error, durationMs };
     }
     const why = unrecoverable ? "unrecoverable error" : `failed after ${attempt} attempt${attempt === 1 ? "" : "s"}`;
     return deadLetterJob(run, job, attempt, why, error, deps);
@@ -255,5 +261,5 @@ async function deadLetterJob(
   const base = { queue: job.queue, jobId: job.id, task: job.task, worker: deps.workerId, attempt, maxAttempts: job.attempts };
   deps.emit({ ...base, type: JobEventType.failed, reason, ...(error ? { error } : {}) });
   deps.emit({ ...base, type: JobEventType.deadLettered, reason });
-  return { kind: "failed", job, id: job.id, attempt, reason, error };
+  return { kind: "failed", job, id: job.id, attempt, reason, error, ...(attempt > 0 ? { durationMs: now() - run.startedAt } : {}) };
 }

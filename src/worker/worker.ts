@@ -2,25 +2,32 @@
  * Worker: runs jobs from one or more queues (listed order is priority) with a fixed
  * number of slots, until closed.
  *
- * Life: created -> running (pull loops + heartbeat + in-progress acks + cancel watch)
- * -> stopping (no new pulls; running jobs get `graceMs`, then are released with a NAK
- * so another worker takes them at once) -> stopped (deregistered, events flushed).
+ * Life: created -> running (pull loops + heartbeat + in-progress acks + cancel, pause
+ * and stop-request watches) -> stopping (no new pulls; running jobs get `graceMs`, then
+ * are released with a NAK so another worker takes them at once; exec commands still
+ * alive are killed) -> stopped (deregistered, events flushed).
+ *
+ * A paused queue's pull loop waits (no pull requests) until the queue is resumed; a pull
+ * in flight when the pause arrives is stopped. Jobs already delivered still run.
  */
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { loadConfig } from "../config/load.js";
 import { configSchema, queueSettings, type NaqConfig, type NaqConfigInput } from "../config/schema.js";
-import { coerceError } from "../model/errors.js";
+import { coerceError, UsageError } from "../model/errors.js";
+import { EXEC_TASK } from "../model/exec.js";
 import { WorkerEventType, WORKER_EVENTS_QUEUE } from "../model/events.js";
 import { DEFAULT_QUEUE, poisonId, type JobRecord } from "../model/job.js";
 import { validateQueueName } from "../model/naming.js";
 import { BackgroundTask } from "../services/background-task.js";
 import { ServiceManager, silentLogger, type Logger } from "../services/base.js";
+import { ControlService, type Follow, type StopRequest } from "../services/control.js";
 import { EventService } from "../services/events.js";
 import { JobService } from "../services/jobs.js";
 import { KVStoreService, type Watcher } from "../services/kv.js";
 import { QueueService, type Delivery, type FetchBatch } from "../services/queues.js";
 import { WorkerService, type WorkerInfo } from "../services/workers.js";
+import { ExecRunner } from "./exec-task.js";
 import { execute, JobCancelledError, RunningJob, WorkerStoppingError, type ExecDeps, type Outcome } from "./execute.js";
 import { handlersFromObject, type Handler, type Handlers } from "./handlers.js";
 import { SlotPool } from "./slots.js";
@@ -48,6 +55,13 @@ export interface WorkerOptions {
   logger?: Logger;
   /** Include stack traces in job errors. */
   verbose?: boolean;
+  /**
+   * Commands this worker runs as built-in `exec` jobs: names (resolved on PATH at start)
+   * or absolute paths. Without it, exec jobs are dead-lettered. `*` is refused.
+   */
+  allowExec?: string[];
+  /** For exec jobs: time between SIGTERM and SIGKILL of the process group (default 5s). */
+  execKillGraceMs?: number;
 }
 
 export interface JobEventInfo {
@@ -64,6 +78,12 @@ export interface JobEventInfo {
 
 export type WorkerEvents = {
   job: (info: JobEventInfo) => void;
+  /** A heartbeat was written. */
+  heartbeat: (at: Date) => void;
+  /** A queue was paused or resumed (also for flags found at start). */
+  pause: (info: { queue: string; paused: boolean }) => void;
+  /** An operator asked this worker to stop (`naq worker stop`). */
+  stopRequested: (req: StopRequest) => void;
   error: (err: Error) => void;
   stopped: (info: { processed: number; failed: number; forced: boolean }) => void;
 };
@@ -90,7 +110,14 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   private config?: NaqConfig;
   private pool?: SlotPool;
   private readonly running = new Set<RunningJob>();
-  private readonly batches = new Set<FetchBatch>();
+  private readonly batches = new Map<FetchBatch, string>();
+  private readonly exec: ExecRunner;
+  private readonly paused = new Set<string>();
+  private wakers: Array<() => void> = [];
+  private pauseWatch?: Follow<unknown>;
+  private stopWatch?: Follow<unknown>;
+  private stopRequest?: StopRequest;
+  private lastHeartbeatAt?: Date;
   private readonly cancelled = new Set<string>();
   private cancelWatch?: Watcher<unknown>;
   private tasks: BackgroundTask[] = [];
@@ -112,7 +139,13 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     super();
     this.opts = opts;
     this.queues = (opts.queues && opts.queues.length > 0 ? opts.queues : [DEFAULT_QUEUE]).map(validateQueueName);
-    this.handlers = opts.handlers instanceof Map ? opts.handlers : handlersFromObject(opts.handlers as Handlers);
+    const handlers = new Map(opts.handlers instanceof Map ? opts.handlers : handlersFromObject(opts.handlers as Handlers));
+    if (handlers.has(EXEC_TASK)) {
+      throw new UsageError(`task name "${EXEC_TASK}" is reserved for naq's built-in exec task: rename the handler (allow commands with --allow-exec)`);
+    }
+    this.exec = new ExecRunner({ allow: opts.allowExec, killGraceMs: opts.execKillGraceMs });
+    if (this.exec.enabled) handlers.set(EXEC_TASK, this.exec.handler);
+    this.handlers = handlers;
     this.id = workerIdFor(opts.name);
   }
 
@@ -122,6 +155,21 @@ export class Worker extends TypedEmitter<WorkerEvents> {
 
   get stats() {
     return { processed: this.processed, failed: this.failed, running: this.running.size, taken: this.taken };
+  }
+
+  /** When the last heartbeat was written, if one was. */
+  get lastHeartbeat(): Date | undefined {
+    return this.lastHeartbeatAt;
+  }
+
+  /** Jobs this worker runs at once at most (0 before start). */
+  get concurrency(): number {
+    return this.pool?.capacity ?? 0;
+  }
+
+  /** Queues of this worker that are paused now. */
+  get pausedQueues(): string[] {
+    return this.queues.filter((q) => this.paused.has(q));
   }
 
   /** Starts the worker; resolves once it is pulling jobs. */
@@ -156,18 +204,27 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     const concurrency = this.opts.concurrency ?? this.config.worker.concurrency;
     this.pool = new SlotPool(concurrency);
     this.services = await ServiceManager.open(this.config, { logger: this.logger, longLived: true });
-    const [queues, jobs, events, workers, kv] = await Promise.all([
+    const [queues, jobs, events, workers, kv, control] = await Promise.all([
       this.services.get(QueueService),
       this.services.get(JobService),
       this.services.get(EventService),
       this.services.get(WorkerService),
       this.services.get(KVStoreService),
+      this.services.get(ControlService),
     ]);
     for (const q of this.queues) await queues.consumer(q);
 
     const names = this.services.ctx.names;
     this.cancelWatch = await kv.watch(names.buckets.cancels, {}, () => undefined);
     void this.followCancels(this.cancelWatch);
+    // Watch first, then read: a pause set in between is seen by one or the other.
+    const pauseWatch = await control.watchPauses();
+    this.pauseWatch = pauseWatch;
+    for (const q of (await control.paused()).keys()) this.setPaused(q, true);
+    void this.followPauses(pauseWatch);
+    const stopWatch = await control.watchStop(this.id);
+    this.stopWatch = stopWatch;
+    void this.followStop(stopWatch);
 
     const deps: ExecDeps = {
       workerId: this.id,
@@ -179,6 +236,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       waits: (id) => jobs.waitCount(id),
       recordWait: (id, n) => jobs.recordWait(id, n),
       isCancelled: (id) => this.cancelled.has(id),
+      refuse: (job) => this.exec.refuse(job),
       emit: (e) => events.emit(e),
       verbose: this.opts.verbose,
     };
@@ -186,7 +244,11 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     const heartbeat = new BackgroundTask({
       name: "worker heartbeat",
       intervalMs: this.config.worker.heartbeat,
-      step: () => workers.heartbeat(this.info()),
+      step: async () => {
+        await workers.heartbeat(this.info());
+        this.lastHeartbeatAt = new Date();
+        this.emit("heartbeat", this.lastHeartbeatAt);
+      },
       maxConsecutiveFailures: 0,
       logger: this.logger,
       unref: true,
@@ -220,6 +282,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     }
     this.status = "running";
     await workers.register(this.info());
+    this.lastHeartbeatAt = new Date();
     events.emit({ type: WorkerEventType.started, queue: WORKER_EVENTS_QUEUE, jobId: this.id, worker: this.id });
     for (const t of this.tasks) t.start();
     this.loops = this.queues.map((q, i) => this.pullLoop(q, i, queues, deps));
@@ -239,7 +302,59 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     }
   }
 
+  private async followPauses(watch: Follow<{ queue: string; paused: boolean }>): Promise<void> {
+    try {
+      for await (const e of watch) this.setPaused(e.queue, e.paused);
+    } catch (err) {
+      if (!this.stopping) this.emit("error", coerceError(err));
+    }
+  }
+
+  private setPaused(queue: string, paused: boolean): void {
+    if (!this.queues.includes(queue) || this.paused.has(queue) === paused) return;
+    if (paused) {
+      this.paused.add(queue);
+      // Stop the pull in flight: the server drops a pull request nobody listens to.
+      for (const [b, q] of this.batches) if (q === queue) b.stop();
+    } else {
+      this.paused.delete(queue);
+    }
+    this.wake();
+    this.emit("pause", { queue, paused });
+  }
+
+  private async followStop(watch: Follow<StopRequest | undefined>): Promise<void> {
+    try {
+      for await (const req of watch) {
+        if (!req || this.stopRequest) continue;
+        this.stopRequest = req;
+        this.emit("stopRequested", req);
+        void this.close(req.graceMs !== undefined ? { graceMs: req.graceMs } : {});
+      }
+    } catch (err) {
+      if (!this.stopping) this.emit("error", coerceError(err));
+    }
+  }
+
+  /** Wakes pull loops waiting for a change (resume, stop). */
+  private wake(): void {
+    const w = this.wakers;
+    this.wakers = [];
+    for (const fn of w) fn();
+  }
+
+  private changed(): Promise<void> {
+    return new Promise((resolve) => this.wakers.push(resolve));
+  }
+
+  private checkBurst(): void {
+    if (this.opts.burst && this.idleQueues.size === this.queues.length && this.running.size === 0) this.stopFetching();
+  }
+
   private info(): WorkerInfo {
+    const runningByQueue: Record<string, number> = {};
+    for (const r of this.running) runningByQueue[r.delivery.queue] = (runningByQueue[r.delivery.queue] ?? 0) + 1;
+    const paused = this.pausedQueues;
     return {
       v: 1,
       id: this.id,
@@ -248,8 +363,11 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       pid: process.pid,
       queues: this.queues,
       concurrency: this.pool?.capacity ?? 0,
-      status: this.status,
+      status: this.status === "running" && paused.length === this.queues.length ? "paused" : this.status,
       running: [...this.running].map((r) => r.job?.id ?? poisonId(r.delivery.seq)),
+      runningByQueue,
+      ...(paused.length > 0 ? { paused } : {}),
+      ...(this.exec.enabled ? { allowExec: this.exec.rules.map((r) => (r.kind === "name" ? r.name : r.path)) } : {}),
       processed: this.processed,
       failed: this.failed,
       startedAt: this.startedAt.toISOString(),
@@ -263,12 +381,20 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     let idle = false;
     let failures = 0;
     while (!this.stopping) {
+      if (this.paused.has(queue)) {
+        // Paused: no pull requests until resumed (or stopped); counts as idle for --burst.
+        this.idleQueues.add(queue);
+        this.checkBurst();
+        if (!this.stopping) await this.changed();
+        continue;
+      }
       // An idle queue asks for one slot, leaving the rest to lower-priority queues.
       const want = idle && this.queues.length > 1 ? 1 : pool.capacity;
       let n = await pool.reserve(priority, want);
-      if (this.stopping || n === 0) {
+      if (this.stopping || n === 0 || this.paused.has(queue)) {
         pool.release(n);
-        break;
+        if (this.stopping || n === 0) break;
+        continue;
       }
       if (this.opts.maxJobs !== undefined) {
         const left = this.opts.maxJobs - this.taken;
@@ -286,7 +412,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       let dispatched = 0;
       try {
         const batch = await queues.fetch(queue, n, PULL_EXPIRES_MS);
-        this.batches.add(batch);
+        this.batches.set(batch, queue);
+        if (this.paused.has(queue)) batch.stop();
         try {
           for await (const d of batch) {
             got++;
@@ -315,7 +442,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       idle = got === 0;
       if (idle) this.idleQueues.add(queue);
       else this.idleQueues.delete(queue);
-      if (this.opts.burst && this.idleQueues.size === this.queues.length && this.running.size === 0) this.stopFetching();
+      this.checkBurst();
     }
   }
 
@@ -362,9 +489,11 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       this.failed++;
       info.reason = o.reason;
       info.error = o.error?.message;
+      if (o.durationMs !== undefined) info.durationMs = o.durationMs;
     } else if (o.kind === "retrying") {
       info.delayMs = o.delayMs;
       info.error = o.error.message;
+      info.durationMs = o.durationMs;
     } else if (o.kind === "waiting") {
       // Waiting for dependencies is not an attempt.
       info.attempt = 0;
@@ -379,8 +508,9 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     if (this.stopping) return;
     this.stopping = true;
     this.status = "stopping";
-    for (const b of this.batches) b.stop();
+    for (const b of this.batches.keys()) b.stop();
     this.pool?.cancelWaiters();
+    this.wake();
   }
 
   /**
@@ -414,13 +544,22 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     }
     for (const r of this.running) r.controller.abort(new WorkerStoppingError("worker stopping"));
     await this.pool?.whenIdle();
+    // Commands sent SIGTERM get their kill grace to exit, then the rest is SIGKILLed.
+    await this.exec.settle(this.forced ? 0 : (this.opts.execKillGraceMs ?? 5_000));
+    this.exec.dispose();
     this.cancelWatch?.stop();
+    this.pauseWatch?.stop();
+    this.stopWatch?.stop();
     await Promise.all(this.tasks.map((t) => t.stop({ timeoutMs: 2_000 })));
     if (this.services && !this.services.closed) {
       try {
         const [events, workers] = await Promise.all([this.services.get(EventService), this.services.get(WorkerService)]);
         events.emit({ type: WorkerEventType.stopped, queue: WORKER_EVENTS_QUEUE, jobId: this.id, worker: this.id });
         await workers.deregister(this.id).catch((err: unknown) => this.logger.warn(`deregister failed: ${coerceError(err).message}`));
+        if (this.stopRequest) {
+          const control = await this.services.get(ControlService);
+          await control.clearStop(this.id).catch((err: unknown) => this.logger.warn(`clearing the stop request failed: ${coerceError(err).message}`));
+        }
       } finally {
         await this.services.close();
       }

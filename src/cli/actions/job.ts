@@ -7,8 +7,10 @@ import type { JobRecord, JsonValue } from "../../model/job.js";
 import { JobService, type JobState } from "../../services/jobs.js";
 import type { Action } from "../act.js";
 import { openServices, type CliContext } from "../context.js";
+import { execJobOf, humanResult } from "./enqueue-exec.js";
+import { reportEach } from "./ops.js";
 
-interface EnqueueOpts {
+export interface EnqueueOpts {
   queue: string;
   data?: string;
   id?: string;
@@ -20,6 +22,15 @@ interface EnqueueOpts {
   label?: string[];
   wait?: boolean;
   waitTimeout?: number;
+  ndjson?: string | boolean;
+  strict?: boolean;
+  window?: number;
+  exec?: boolean;
+  cwd?: string;
+  env?: string[];
+  delay?: number;
+  at?: string;
+  tz?: string;
 }
 
 async function readStdin(): Promise<string> {
@@ -67,7 +78,7 @@ function labelsOf(labels: string[] | undefined): Record<string, string> | undefi
 /** Prints a finished job's result; throws JobFailedError (exit 6) when it did not complete. */
 function printOutcome(ctx: CliContext, record: JobRecord): void {
   if (record.status === "completed") {
-    ctx.out.result(record, () => JSON.stringify(record.result ?? null));
+    ctx.out.result(record, () => humanResult(record));
     return;
   }
   if (ctx.out.json) ctx.out.result(record, () => "");
@@ -76,11 +87,21 @@ function printOutcome(ctx: CliContext, record: JobRecord): void {
 }
 
 export const enqueue: Action<EnqueueOpts> = async (ctx, args, opts) => {
-  const payload = await payloadOf(args[1], opts.data);
+  if (opts.ndjson !== undefined && (opts.delay !== undefined || opts.at !== undefined)) throw new UsageError("--delay and --at do not go with --ndjson");
+  if (opts.ndjson !== undefined) return (await import("./enqueue-ndjson.js")).enqueueNdjson(ctx, args, opts);
+  const exec = opts.exec ? execJobOf(args, opts) : undefined;
+  if (!exec) {
+    if (opts.cwd !== undefined || opts.env !== undefined) throw new UsageError("--cwd and --env go with --exec");
+    if (args[0] === undefined) throw new UsageError("missing the task name: naq job enqueue <task> [payload-json] (or --ndjson, or --exec -- <command>)");
+    if ((args[2] as unknown[] | undefined)?.length) throw new UsageError(`too many arguments: ${JSON.stringify((args[2] as string[])[0])} (quote the payload JSON as one argument)`);
+  }
+  const payload = exec ? exec.payload : await payloadOf(args[1], opts.data);
   await using services = await openServices(ctx);
   const jobs = await services.get(JobService);
-  const r = await jobs.enqueue({
-    task: String(args[0]),
+  // --delay / --at: a delayed job, held by the scheduler until its due time.
+  const dueAt = opts.delay !== undefined || opts.at !== undefined || opts.tz !== undefined ? (await import("./scheduler.js")).dueTimeOf(opts) : undefined;
+  const input = {
+    task: exec ? exec.task : String(args[0]),
     payload,
     queue: opts.queue,
     id: opts.id,
@@ -89,7 +110,11 @@ export const enqueue: Action<EnqueueOpts> = async (ctx, args, opts) => {
     timeoutMs: opts.attemptTimeout ?? opts.timeout,
     dependsOn: opts.dependsOn,
     labels: labelsOf(opts.label),
-  });
+  };
+  const r =
+    dueAt === undefined
+      ? await jobs.enqueue(input)
+      : await (await services.get((await import("../../services/scheduler.js")).SchedulerService)).scheduleJob(input, dueAt);
   if (!opts.wait) {
     ctx.out.result(r, () => r.id);
     if (r.duplicate) ctx.out.warn(`job ${r.id} was already enqueued (same id within the duplicate window); not enqueued again`);
@@ -142,7 +167,10 @@ export const result: Action<{ wait?: boolean; waitTimeout?: number }> = async (c
 };
 
 export const cancel: Action<{ reason?: string }> = async (ctx, args, opts) => {
+  const ids = args[0] as string[];
   await using services = await openServices(ctx);
-  const record = await (await services.get(JobService)).cancel(String(args[0]), opts.reason);
-  ctx.out.result(record, () => `cancelled ${record.id}`);
+  // SchedulerService.cancel also removes a delayed job from the schedule, so it never fires.
+  const jobs = await services.get((await import("../../services/scheduler.js")).SchedulerService);
+  // One line (or JSON record) per cancelled job; each failure on stderr; exit code of the first failure.
+  await reportEach(ctx, ids, (id) => jobs.cancel(id, opts.reason), (record) => `cancelled ${record.id}`);
 };
