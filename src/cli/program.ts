@@ -3,9 +3,14 @@
  * src/cli/commands/<group>.ts; their actions load lazily (see act.ts).
  */
 import { Command } from "commander";
+import { completionCommand } from "./commands/completion.js";
 import { configCommand } from "./commands/config.js";
 import { doctorCommand } from "./commands/doctor.js";
+import { eventsCommand } from "./commands/events.js";
+import { checkCommand } from "./commands/check.js";
 import { jobCommand } from "./commands/job.js";
+import { queueCommand } from "./commands/queue.js";
+import { schedulerCommand } from "./commands/scheduler.js";
 import { streamCommand } from "./commands/stream.js";
 import { workerCommand } from "./commands/worker.js";
 import { EXIT_CODES_HELP } from "./exit.js";
@@ -28,14 +33,21 @@ export function buildProgram(): Command {
   program
     .addCommand(workerCommand())
     .addCommand(jobCommand())
+    .addCommand(queueCommand())
+    .addCommand(schedulerCommand())
+    .addCommand(eventsCommand())
     .addCommand(streamCommand())
     .addCommand(doctorCommand())
+    .addCommand(checkCommand())
     .addCommand(configCommand())
+    .addCommand(completionCommand())
     .addHelpText(
       "after",
       `${examples(
         "naq worker start emails --handlers ./dist/tasks.js --concurrency 20",
         `naq job enqueue send-welcome '{"user": 42}' --queue emails --retries 5 --wait`,
+        "naq events tail --queue emails --type failed --json | jq .error",
+        `naq scheduler add weekday-report report --cron "0 9 * * 1-5" --tz Europe/Berlin && naq scheduler start`,
         "naq stream init",
         "naq doctor",
         "naq -s nats://nats.internal:4222 --creds ~/.nats/app.creds stream list --json | jq '.[].name'",
