@@ -28,6 +28,8 @@ export interface ExecDeps {
   waits(id: string): Promise<number>;
   recordWait(id: string, count: number): Promise<void>;
   isCancelled(id: string): boolean;
+  /** The handler has settled: its slot may take the next job while the outcome is written. */
+  handlerSettled?(run: RunningJob): void;
   /** Why this worker will not run `job` at all (dead-lettered without starting), if it will not. */
   refuse?(job: JobEnvelope): string | undefined;
   emit(event: EventInput): void;
@@ -49,6 +51,8 @@ export class RunningJob {
   readonly controller = new AbortController();
   job?: JobEnvelope;
   startedAt = Date.now();
+  /** Set when the job's slot was handed back (at the latest when the job ends). */
+  slotReleased = false;
   constructor(readonly delivery: Delivery) {}
 }
 
@@ -174,6 +178,7 @@ export async function execute(run: RunningJob, deps: ExecDeps): Promise<Outcome>
     running.catch(() => undefined); // a handler that rejects after we gave up on it is not unhandled
     result = toJson(await Promise.race([running, aborted]));
   } catch (err) {
+    deps.handlerSettled?.(run);
     if (timer) clearTimeout(timer);
     const reason: unknown = signal.aborted ? signal.reason : err;
     if (reason instanceof JobCancelledError) {
@@ -196,6 +201,7 @@ export async function execute(run: RunningJob, deps: ExecDeps): Promise<Outcome>
     const why = unrecoverable ? "unrecoverable error" : `failed after ${attempt} attempt${attempt === 1 ? "" : "s"}`;
     return deadLetterJob(run, job, attempt, why, error, deps);
   }
+  deps.handlerSettled?.(run);
   if (timer) clearTimeout(timer);
 
   const finishedAt = now();

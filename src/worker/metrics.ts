@@ -38,7 +38,9 @@ export interface MetricsOptions {
 }
 
 export async function startMetrics(worker: Worker, opts: MetricsOptions): Promise<MetricsServer> {
-  const prom = await import("prom-client");
+  // prom-client is CommonJS: Node exposes its exports by name, a bundle only as `default`.
+  const loaded = await import("prom-client");
+  const prom = typeof loaded.Registry === "function" ? loaded : loaded.default;
   const registry = new prom.Registry();
   registry.setDefaultLabels({ worker: worker.id });
   if (opts.defaultMetrics !== false) prom.collectDefaultMetrics({ register: registry });

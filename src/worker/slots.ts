@@ -46,6 +46,14 @@ export class SlotPool {
     });
   }
 
+  /** Takes up to `max` free slots at once if no one with higher priority waits; 0 if none. */
+  tryReserve(priority: number, max: number): number {
+    if (this.free === 0 || max < 1 || this.waiters.some((w) => w.priority <= priority)) return 0;
+    const n = Math.min(this.free, max);
+    this.free -= n;
+    return n;
+  }
+
   /** Returns `n` slots (unused reservations, or a finished job's slot). */
   release(n = 1): void {
     this.free = Math.min(this.capacity, this.free + n);

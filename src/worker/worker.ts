@@ -95,6 +95,8 @@ export interface CloseOptions {
 }
 
 const PULL_EXPIRES_MS = 2_000;
+/** Pulls one queue loop keeps open at once (the consumer allows 512 waiting pulls in all). */
+const MAX_OPEN_PULLS = 4;
 
 function workerIdFor(name?: string): string {
   const base = (name ?? hostname()).replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 40) || "worker";
@@ -110,6 +112,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   private config?: NaqConfig;
   private pool?: SlotPool;
   private readonly running = new Set<RunningJob>();
+  private noneRunning: Array<() => void> = [];
   private readonly batches = new Map<FetchBatch, string>();
   private readonly exec: ExecRunner;
   private readonly paused = new Set<string>();
@@ -129,6 +132,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   private runPromise?: Promise<void>;
   private readonly idleQueues = new Set<string>();
   private taken = 0;
+  /** Jobs asked for in open pulls and not yet dispatched (for --max-jobs). */
+  private pulledNotTaken = 0;
   private processed = 0;
   private failed = 0;
   private readonly startedAt = new Date();
@@ -229,6 +234,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     const deps: ExecDeps = {
       workerId: this.id,
       handlers: this.handlers,
+      handlerSettled: (run) => this.releaseSlot(run),
       writeRecord: (r) => jobs.writeRecord(r),
       deadLetter: (e, msgId) => jobs.deadLetter(e, msgId),
       getRecord: (id) => jobs.getRecord(id),
@@ -376,11 +382,20 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     };
   }
 
+  /**
+   * One queue's pulls. Each pull asks for as many jobs as there are free slots and is
+   * consumed in the background, so a new pull goes out as soon as a slot frees (while
+   * earlier pulls are still open), instead of after the previous batch ended; slots freed
+   * in the same turn are gathered into one pull. At most MAX_OPEN_PULLS are open at once.
+   */
   private async pullLoop(queue: string, priority: number, queues: QueueService, deps: ExecDeps): Promise<void> {
     const pool = this.pool as SlotPool;
+    const open = new Set<Promise<void>>();
     let idle = false;
     let failures = 0;
     while (!this.stopping) {
+      if (failures > 0) await sleep(Math.min(5_000, 250 * 2 ** Math.min(failures, 5)));
+      if (this.stopping) break;
       if (this.paused.has(queue)) {
         // Paused: no pull requests until resumed (or stopped); counts as idle for --burst.
         this.idleQueues.add(queue);
@@ -388,62 +403,96 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         if (!this.stopping) await this.changed();
         continue;
       }
+      // Several pulls at once only while jobs are flowing: on an empty queue one long poll is enough.
+      if (open.size >= (idle ? 1 : MAX_OPEN_PULLS)) {
+        await Promise.race(open);
+        continue;
+      }
       // An idle queue asks for one slot, leaving the rest to lower-priority queues.
       const want = idle && this.queues.length > 1 ? 1 : pool.capacity;
       let n = await pool.reserve(priority, want);
+      if (n > 0 && n < want && open.size > 0) {
+        // Let the jobs finishing in this turn hand back their slots, then pull for all of them.
+        await new Promise((r) => setImmediate(r));
+        n += pool.tryReserve(priority, want - n);
+      }
       if (this.stopping || n === 0 || this.paused.has(queue)) {
         pool.release(n);
         if (this.stopping || n === 0) break;
         continue;
       }
       if (this.opts.maxJobs !== undefined) {
-        const left = this.opts.maxJobs - this.taken;
+        const left = this.opts.maxJobs - this.taken - this.pulledNotTaken;
         if (left <= 0) {
           pool.release(n);
-          this.stopFetching();
-          break;
+          if (open.size === 0) {
+            this.stopFetching();
+            break;
+          }
+          await Promise.race(open);
+          continue;
         }
         if (n > left) {
           pool.release(n - left);
           n = left;
         }
       }
-      let got = 0;
-      let dispatched = 0;
+      let batch: FetchBatch;
       try {
-        const batch = await queues.fetch(queue, n, PULL_EXPIRES_MS);
-        this.batches.set(batch, queue);
-        if (this.paused.has(queue)) batch.stop();
-        try {
-          for await (const d of batch) {
-            got++;
-            if (this.stopping) {
-              d.nak();
-              continue;
-            }
-            this.dispatch(d, deps);
-            dispatched++;
-          }
-        } finally {
-          this.batches.delete(batch);
-        }
+        batch = await queues.fetch(queue, n, PULL_EXPIRES_MS);
         failures = 0;
       } catch (err) {
+        pool.release(n);
         if (this.stopping) break;
         failures++;
         this.emit("error", coerceError(err));
-        await sleep(Math.min(5_000, 250 * 2 ** Math.min(failures, 5)));
-      } finally {
-        // A dispatched job holds its slot until it ends (dispatch releases it); return only
-        // the rest. Releasing a running job's slot here would let shutdown see an idle pool
-        // and cut running jobs short instead of giving them the grace period.
-        pool.release(n - Math.min(dispatched, n));
+        continue;
       }
-      idle = got === 0;
-      if (idle) this.idleQueues.add(queue);
-      else this.idleQueues.delete(queue);
-      this.checkBurst();
+      this.pulledNotTaken += n;
+      const consuming: Promise<void> = this.consumeBatch(queue, batch, n, deps).then(({ got, failed }) => {
+        open.delete(consuming);
+        failures = failed ? failures + 1 : 0;
+        idle = got === 0;
+        // Empty only when this pull found nothing and no other pull is still open.
+        if (idle && open.size === 0) this.idleQueues.add(queue);
+        else if (!idle) this.idleQueues.delete(queue);
+        this.checkBurst();
+      });
+      open.add(consuming);
     }
+    await Promise.allSettled(open);
+  }
+
+  /** Runs the jobs of one pull as they arrive; returns how many arrived and whether the pull failed. */
+  private async consumeBatch(queue: string, batch: FetchBatch, reserved: number, deps: ExecDeps): Promise<{ got: number; failed: boolean }> {
+    const pool = this.pool as SlotPool;
+    this.batches.set(batch, queue);
+    if (this.paused.has(queue)) batch.stop();
+    let got = 0;
+    let dispatched = 0;
+    let failed = false;
+    try {
+      for await (const d of batch) {
+        got++;
+        if (this.stopping || dispatched >= reserved) {
+          d.nak();
+          continue;
+        }
+        this.pulledNotTaken--;
+        this.dispatch(d, deps);
+        dispatched++;
+      }
+    } catch (err) {
+      failed = true;
+      if (!this.stopping) this.emit("error", coerceError(err));
+    } finally {
+      this.batches.delete(batch);
+      this.pulledNotTaken -= reserved - dispatched;
+      // A dispatched job holds its slot until its handler settles (dispatch releases it);
+      // return only the rest. Releasing a running job's slot here would let shutdown cut it short.
+      pool.release(reserved - dispatched);
+    }
+    return { got, failed };
   }
 
   private dispatch(d: Delivery, deps: ExecDeps): void {
@@ -469,8 +518,29 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       .finally(() => {
         this.running.delete(run);
         this.lastActivity = Date.now();
-        (this.pool as SlotPool).release(1);
+        this.releaseSlot(run);
+        if (this.running.size === 0) {
+          const waiters = this.noneRunning;
+          this.noneRunning = [];
+          for (const w of waiters) w();
+        }
       });
+  }
+
+  /**
+   * A job's slot goes back as soon as its handler settles, so the next pull overlaps the
+   * writing of this job's outcome; the job itself stays in `running` until it is acked.
+   */
+  private releaseSlot(run: RunningJob): void {
+    if (run.slotReleased) return;
+    run.slotReleased = true;
+    (this.pool as SlotPool).release(1);
+  }
+
+  /** Resolves when every delivered job has been run and acked/NAKed. */
+  private whenNoneRunning(): Promise<void> {
+    if (this.running.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.noneRunning.push(resolve));
   }
 
   private report(o: Outcome, d: Delivery): void {
@@ -536,14 +606,14 @@ export class Worker extends TypedEmitter<WorkerEvents> {
           clearTimeout(timer);
           resolve();
         };
-        void this.pool?.whenIdle().then(() => {
+        void this.whenNoneRunning().then(() => {
           clearTimeout(timer);
           resolve();
         });
       });
     }
     for (const r of this.running) r.controller.abort(new WorkerStoppingError("worker stopping"));
-    await this.pool?.whenIdle();
+    await this.whenNoneRunning();
     // Commands sent SIGTERM get their kill grace to exit, then the rest is SIGKILLed.
     await this.exec.settle(this.forced ? 0 : (this.opts.execKillGraceMs ?? 5_000));
     this.exec.dispose();
