@@ -2,6 +2,7 @@
 import { InvalidArgumentError } from "commander";
 import { parseBackoff, type Backoff } from "../model/backoff.js";
 import { DURATION_HINT, parseDuration } from "../model/duration.js";
+import { UsageError } from "../model/errors.js";
 
 export function parseCount(value: string, flag: string): number {
   if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`${flag} must be a whole number >= 0, got "${value}"`);
@@ -33,6 +34,18 @@ export function parseBackoffOption(value: string): Backoff {
 /** Collects a repeatable option's values; comma-separated values are split too. */
 export function collect(value: string, previous: string[] = []): string[] {
   return previous.concat(value.split(",").map((v) => v.trim()).filter(Boolean));
+}
+
+/** The values of a repeatable `--label key=value` as a record; one that is not key=value (non-empty key) is a UsageError. */
+export function labelsOf(labels: string[] | undefined): Record<string, string> | undefined {
+  if (!labels) return undefined;
+  const out: Record<string, string> = {};
+  for (const l of labels) {
+    const eq = l.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--label takes key=value, got "${l}"`);
+    out[l.slice(0, eq)] = l.slice(eq + 1);
+  }
+  return out;
 }
 
 /** Collects a repeatable option's values as given (no comma splitting: for KEY=value pairs). */

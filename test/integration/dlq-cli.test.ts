@@ -4,88 +4,21 @@
  * complete once the cause is fixed; list shows queued, running and ended jobs; logs
  * prints ctx.log lines and --follow ends with the job.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { JobRecord } from "../../src/model/job.js";
 import type { DeadLetter, JobSummary } from "../../src/services/jobs.js";
-import { runCli, runCliJson, spawnCli, startServer, type NatsServer, type SpawnedCli } from "../support/index.js";
+import { ndjson, OPS_TASKS, useCliFixture, WORKER } from "../support/index.js";
 
-let server: NatsServer;
-let dir: string;
-let nsCounter = 0;
-const children: SpawnedCli[] = [];
-
-const TASKS = `
-import { existsSync } from "node:fs";
-const sleep = (ms, signal) => new Promise((resolve, reject) => {
-  const t = setTimeout(resolve, ms);
-  signal.addEventListener("abort", () => { clearTimeout(t); reject(signal.reason); }, { once: true });
-});
-export function add(p) { return p.a + p.b; }
-export async function nap(p, ctx) {
-  process.stderr.write(\`START \${ctx.id}\\n\`);
-  await sleep(p.ms, ctx.signal);
-  return "woke";
-}
-export function needsFlag(p) {
-  if (!existsSync(p.flag)) throw new Error("flag file missing: " + p.flag);
-  return "ok";
-}
-export async function chatty(p, ctx) {
-  for (let i = 1; i <= p.lines; i++) {
-    ctx.log("line " + i);
-    await sleep(p.gapMs ?? 0, ctx.signal);
-  }
-  return p.lines;
-}
-`;
-
-beforeAll(async () => {
-  server = await startServer();
-  dir = await mkdtemp(path.join(os.tmpdir(), "naq-dlq-cli-"));
-  await writeFile(path.join(dir, "tasks.mjs"), TASKS);
-  // Heartbeats every 500ms: `job list` sees running jobs (from heartbeats) sooner.
-  await writeFile(path.join(dir, ".naqrc.json"), JSON.stringify({ worker: { heartbeat: "500ms" } }));
-});
-
-afterEach(async () => {
-  await Promise.all(children.splice(0).map((c) => c.stop(2_000)));
-});
-
-afterAll(async () => {
-  await server?.[Symbol.asyncDispose]();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
-
-function fresh() {
-  const env = { NAQ_URL: server.url, NAQ_NAMESPACE: `d${++nsCounter}` };
-  const opts = { env, cwd: dir };
-  return {
-    run: (args: string[], input?: string, timeoutMs = 30_000) => runCli(args, { ...opts, input, timeoutMs }),
-    json: <T>(args: string[]) => runCliJson<T>(args, opts),
-    spawn: (args: string[]) => {
-      const child = spawnCli(args, opts);
-      children.push(child);
-      return child;
-    },
-  };
-}
-
-const WORKER = ["worker", "start", "--handlers", "tasks.mjs"];
-
-function ndjson<T>(stdout: string): T[] {
-  return stdout
-    .split("\n")
-    .filter((l) => l !== "")
-    .map((l) => JSON.parse(l) as T);
-}
+// Heartbeats every 500ms: `job list` sees running jobs (from heartbeats) sooner.
+const cli = useCliFixture({ namespacePrefix: "d", tmpPrefix: "naq-dlq-cli-", tasks: OPS_TASKS, naqrc: { worker: { heartbeat: "500ms" } } });
+const { fresh } = cli;
 
 describe("dead letters: naq job failed / retry", () => {
   it("retry --all brings dead-lettered jobs back; they complete once the cause is fixed", { timeout: 50_000 }, async () => {
     const t = fresh();
-    const flag = path.join(dir, `flag-${nsCounter}`);
+    const flag = path.join(cli.dir, `flag-${t.namespace}`);
     const input = [1, 2, 3].map(() => JSON.stringify({ task: "needsFlag", payload: { flag }, retries: 0, queue: "fragile" })).join("\n");
     const ids = (await t.run(["job", "enqueue", "--ndjson"], input)).stdout.trim().split("\n");
     expect(ids).toHaveLength(3);

@@ -4,89 +4,43 @@
  * command past its timeout killed with its child processes; cancel kills a running
  * command; a worker without --allow-exec dead-letters exec jobs with a clear reason.
  */
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { existsSync, readFileSync } from "node:fs";
-import os from "node:os";
+import { readFile, writeFile } from "node:fs/promises";
+import { existsSync } from "node:fs";
 import path from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ExecResult } from "../../src/model/exec.js";
 import type { JobRecord } from "../../src/model/job.js";
 import type { DeadLetter } from "../../src/services/jobs.js";
-import { eventually, runCli, runCliJson, spawnCli, startServer, type NatsServer, type SpawnedCli } from "../support/index.js";
+import { alive, eventually, useCliFixture, workerStarted } from "../support/index.js";
 
-let server: NatsServer;
-let dir: string;
-let nsCounter = 0;
-const children: SpawnedCli[] = [];
-
-beforeAll(async () => {
-  server = await startServer();
-  dir = await mkdtemp(path.join(os.tmpdir(), "naq-exec-cli-"));
-  await writeFile(path.join(dir, "tasks.mjs"), "export function add(p) { return p.a + p.b; }\n");
-});
-
-afterEach(async () => {
-  await Promise.all(children.splice(0).map((c) => c.stop(2_000)));
-});
-
-afterAll(async () => {
-  await server?.[Symbol.asyncDispose]();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
-
-function fresh() {
-  const env = { NAQ_URL: server.url, NAQ_NAMESPACE: `x${++nsCounter}` };
-  const opts = { env, cwd: dir };
-  return {
-    run: (args: string[], timeoutMs = 30_000) => runCli(args, { ...opts, timeoutMs }),
-    json: <T>(args: string[]) => runCliJson<T>(args, opts),
-    spawn: (args: string[]) => {
-      const child = spawnCli(args, opts);
-      children.push(child);
-      return child;
-    },
-  };
-}
-
-async function started(worker: SpawnedCli): Promise<void> {
-  await worker.waitFor(/worker \S+ started/, { stream: "stderr", timeoutMs: 15_000 });
-}
-
-/** Running (a zombie waiting to be reaped by init is not: it has ended). */
-const alive = (pid: number): boolean => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-};
+const cli = useCliFixture({ namespacePrefix: "x", tmpPrefix: "naq-exec-cli-", tasks: "export function add(p) { return p.a + p.b; }\n" });
+const { fresh } = cli;
 
 describe("exec jobs", () => {
   it("an allowed command's stdout is in naq job result; a disallowed one is dead-lettered and never runs", { timeout: 50_000 }, async () => {
     const t = fresh();
     const worker = t.spawn(["worker", "start", "--allow-exec", "echo,sh", "--handlers", "tasks.mjs"]);
-    await started(worker);
+    await workerStarted(worker);
 
     const waited = await t.run(["job", "enqueue", "--exec", "--wait", "--", "echo", "hello", "from exec"]);
     expect(waited).toMatchObject({ code: 0, stdout: "hello from exec\n", stderr: "" });
 
-    const id = (await t.run(["job", "enqueue", "--exec", "--env", "GREETING=a=b,c", "--cwd", dir, "--", "sh", "-c", 'echo "$GREETING in $(pwd) job $NAQ_JOB_ID"; echo oops >&2'])).stdout.trim();
+    const id = (await t.run(["job", "enqueue", "--exec", "--env", "GREETING=a=b,c", "--cwd", cli.dir, "--", "sh", "-c", 'echo "$GREETING in $(pwd) job $NAQ_JOB_ID"; echo oops >&2'])).stdout.trim();
     const record = await t.json<JobRecord>(["job", "result", id, "--wait", "--wait-timeout", "10s"]);
     const result = record.result as unknown as ExecResult;
     expect(record).toMatchObject({ status: "completed", task: "exec", attempts: 1 });
-    expect(result).toMatchObject({ exitCode: 0, signal: null, stdout: `a=b,c in ${dir} job ${id}\n`, stderr: "oops\n" });
+    expect(result).toMatchObject({ exitCode: 0, signal: null, stdout: `a=b,c in ${cli.dir} job ${id}\n`, stderr: "oops\n" });
     expect(typeof result.durationMs).toBe("number");
-    expect((await t.run(["job", "result", id])).stdout).toBe(`a=b,c in ${dir} job ${id}\n`);
+    expect((await t.run(["job", "result", id])).stdout).toBe(`a=b,c in ${cli.dir} job ${id}\n`);
     // Both streams went to the job's log.
-    expect((await t.run(["job", "logs", id])).stdout).toBe(`a=b,c in ${dir} job ${id}\noops\n`);
+    expect((await t.run(["job", "logs", id])).stdout).toBe(`a=b,c in ${cli.dir} job ${id}\noops\n`);
 
     // A non-zero exit fails the attempt with the exit code and the end of stderr.
     const failed = await t.run(["job", "enqueue", "--exec", "--retries", "0", "--wait", "--", "sh", "-c", "echo broken >&2; exit 3"]);
     expect(failed.code).toBe(6);
     expect(failed.stderr).toMatch(/command sh exited with code 3: broken/);
 
-    const marker = path.join(dir, `marker-${nsCounter}`);
+    const marker = path.join(cli.dir, `marker-${t.namespace}`);
     const refused = (await t.run(["job", "enqueue", "--exec", "--", "touch", marker])).stdout.trim();
     const viaPath = (await t.run(["job", "enqueue", "--exec", "--", "/usr/bin/touch", marker])).stdout.trim();
     for (const rid of [refused, viaPath]) {
@@ -105,8 +59,8 @@ describe("exec jobs", () => {
   it("a command past its timeout is killed with its child processes; cancel kills a running command", { timeout: 50_000 }, async () => {
     const t = fresh();
     const worker = t.spawn(["worker", "start", "--allow-exec", "sh"]);
-    await started(worker);
-    const pidFile = path.join(dir, `pids-${nsCounter}`);
+    await workerStarted(worker);
+    const pidFile = path.join(cli.dir, `pids-${t.namespace}`);
     // sh starts a background child (sleep) that a kill of sh alone would leave running.
     const script = `sleep 60 & echo $! > ${pidFile}; echo $$ >> ${pidFile}; echo started; wait`;
     const id = (await t.run(["job", "enqueue", "--exec", "--timeout", "1s", "--retries", "0", "--", "sh", "-c", script])).stdout.trim();
@@ -132,7 +86,7 @@ describe("exec jobs", () => {
 
   it("without --allow-exec, exec jobs are dead-lettered with a clear reason; * and exec handlers are refused", { timeout: 50_000 }, async () => {
     const t = fresh();
-    const marker = path.join(dir, `never-${nsCounter}`);
+    const marker = path.join(cli.dir, `never-${t.namespace}`);
     const id = (await t.run(["job", "enqueue", "--exec", "--", "touch", marker])).stdout.trim();
     expect((await t.run(["worker", "start", "--handlers", "tasks.mjs", "--burst"])).code).toBe(0);
     const [dl] = await t.json<DeadLetter[]>(["job", "failed"]);
@@ -145,7 +99,7 @@ describe("exec jobs", () => {
     const missing = await t.run(["worker", "start", "--allow-exec", "no-such-command-xyz"]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/not found on the worker's PATH/);
-    await writeFile(path.join(dir, "exec-task.mjs"), "export function exec() {}\n");
+    await writeFile(path.join(cli.dir, "exec-task.mjs"), "export function exec() {}\n");
     const reserved = await t.run(["worker", "start", "--handlers", "exec-task.mjs"]);
     expect(reserved.code).toBe(2);
     expect(reserved.stderr).toMatch(/"exec" is reserved/);

@@ -3,82 +3,12 @@
  * subprocess: bulk NDJSON enqueue and cancel (queued and running). Dead letters, list and
  * logs are in dlq-cli.test.ts; queues, checks, stop and metrics in queue-cli.test.ts.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { JobRecord } from "../../src/model/job.js";
-import { runCli, runCliJson, spawnCli, startServer, type NatsServer, type SpawnedCli } from "../support/index.js";
+import { ndjson, OPS_TASKS, useCliFixture, WORKER } from "../support/index.js";
 
-let server: NatsServer;
-let dir: string;
-let nsCounter = 0;
-const children: SpawnedCli[] = [];
-
-const TASKS = `
-import { existsSync } from "node:fs";
-const sleep = (ms, signal) => new Promise((resolve, reject) => {
-  const t = setTimeout(resolve, ms);
-  signal.addEventListener("abort", () => { clearTimeout(t); reject(signal.reason); }, { once: true });
-});
-export function add(p) { return p.a + p.b; }
-export async function nap(p, ctx) {
-  process.stderr.write(\`START \${ctx.id}\\n\`);
-  await sleep(p.ms, ctx.signal);
-  return "woke";
-}
-export function needsFlag(p) {
-  if (!existsSync(p.flag)) throw new Error("flag file missing: " + p.flag);
-  return "ok";
-}
-export async function chatty(p, ctx) {
-  for (let i = 1; i <= p.lines; i++) {
-    ctx.log("line " + i);
-    await sleep(p.gapMs ?? 0, ctx.signal);
-  }
-  return p.lines;
-}
-`;
-
-beforeAll(async () => {
-  server = await startServer();
-  dir = await mkdtemp(path.join(os.tmpdir(), "naq-ops-cli-"));
-  await writeFile(path.join(dir, "tasks.mjs"), TASKS);
-  // Heartbeats every 500ms: `job list` sees running jobs (from heartbeats) sooner.
-  await writeFile(path.join(dir, ".naqrc.json"), JSON.stringify({ worker: { heartbeat: "500ms" } }));
-});
-
-afterEach(async () => {
-  await Promise.all(children.splice(0).map((c) => c.stop(2_000)));
-});
-
-afterAll(async () => {
-  await server?.[Symbol.asyncDispose]();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
-
-function fresh() {
-  const env = { NAQ_URL: server.url, NAQ_NAMESPACE: `o${++nsCounter}` };
-  const opts = { env, cwd: dir };
-  return {
-    run: (args: string[], input?: string, timeoutMs = 30_000) => runCli(args, { ...opts, input, timeoutMs }),
-    json: <T>(args: string[]) => runCliJson<T>(args, opts),
-    spawn: (args: string[]) => {
-      const child = spawnCli(args, opts);
-      children.push(child);
-      return child;
-    },
-  };
-}
-
-const WORKER = ["worker", "start", "--handlers", "tasks.mjs"];
-
-function ndjson<T>(stdout: string): T[] {
-  return stdout
-    .split("\n")
-    .filter((l) => l !== "")
-    .map((l) => JSON.parse(l) as T);
-}
+// Heartbeats every 500ms: `job list` sees running jobs (from heartbeats) sooner.
+const { fresh } = useCliFixture({ namespacePrefix: "o", tmpPrefix: "naq-ops-cli-", tasks: OPS_TASKS, naqrc: { worker: { heartbeat: "500ms" } } });
 
 describe("naq job enqueue --ndjson", () => {
   it("5,000 piped lines all run; a malformed line in the middle is reported with its number", { timeout: 60_000 }, async () => {

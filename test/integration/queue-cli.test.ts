@@ -3,19 +3,11 @@
  * (jobs enqueued to a paused queue are not started, and all run after resume), queue
  * list/info, `naq check` exit codes, `worker stop`, `--max-idle`, and Prometheus metrics.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { JobRecord } from "../../src/model/job.js";
 import type { QueueDetails, QueueSummary } from "../../src/services/queues.js";
 import type { WorkerInfo } from "../../src/services/workers.js";
-import { eventually, runCli, runCliJson, spawnCli, startServer, type NatsServer, type SpawnedCli } from "../support/index.js";
-
-let server: NatsServer;
-let dir: string;
-let nsCounter = 0;
-const children: SpawnedCli[] = [];
+import { eventually, useCliFixture, WORKER, workerStarted } from "../support/index.js";
 
 const TASKS = `
 export async function mark(p, ctx) {
@@ -25,56 +17,33 @@ export async function mark(p, ctx) {
 }
 `;
 
-beforeAll(async () => {
-  server = await startServer();
-  dir = await mkdtemp(path.join(os.tmpdir(), "naq-queue-cli-"));
-  await writeFile(path.join(dir, "tasks.mjs"), TASKS);
+const cli = useCliFixture({
+  namespacePrefix: "q",
+  tmpPrefix: "naq-queue-cli-",
+  tasks: TASKS,
   // Heartbeats every 500ms so worker lists and running counts settle fast.
-  await writeFile(path.join(dir, ".naqrc.json"), JSON.stringify({ worker: { heartbeat: "500ms" } }));
+  naqrc: { worker: { heartbeat: "500ms" } },
 });
 
-afterEach(async () => {
-  await Promise.all(children.splice(0).map((c) => c.stop(2_000)));
-});
-
-afterAll(async () => {
-  await server?.[Symbol.asyncDispose]();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
-
+/** A fresh namespace; `enqueue(n, queue)` puts n `mark` jobs on the queue and returns their ids. */
 function fresh() {
-  const env = { NAQ_URL: server.url, NAQ_NAMESPACE: `q${++nsCounter}` };
-  const opts = { env, cwd: dir };
+  const t = cli.fresh();
   return {
-    run: (args: string[], timeoutMs = 30_000) => runCli(args, { ...opts, timeoutMs }),
-    json: <T>(args: string[]) => runCliJson<T>(args, opts),
-    spawn: (args: string[]) => {
-      const child = spawnCli(args, opts);
-      children.push(child);
-      return child;
-    },
+    ...t,
     enqueue: async (n: number, queue: string, payload = "null") => {
-      const r = await runCli(["job", "enqueue", "--ndjson", "--queue", queue], {
-        ...opts,
-        input: Array.from({ length: n }, () => JSON.stringify({ task: "mark", payload: JSON.parse(payload) as unknown })).join("\n"),
-      });
+      const input = Array.from({ length: n }, () => JSON.stringify({ task: "mark", payload: JSON.parse(payload) as unknown })).join("\n");
+      const r = await t.run(["job", "enqueue", "--ndjson", "--queue", queue], input);
       expect(r.code).toBe(0);
       return r.stdout.trim().split("\n");
     },
   };
 }
 
-const WORKER = ["worker", "start", "--handlers", "tasks.mjs"];
-
-async function started(worker: SpawnedCli): Promise<void> {
-  await worker.waitFor(/worker \S+ started/, { stream: "stderr", timeoutMs: 15_000 });
-}
-
 describe("naq queue pause / resume", () => {
   it("jobs enqueued to a paused queue are not started; after resume they all run", { timeout: 50_000 }, async () => {
     const t = fresh();
     const worker = t.spawn([...WORKER, "work", "--concurrency", "4"]);
-    await started(worker);
+    await workerStarted(worker);
     const paused = await t.json<{ queue: string; paused: boolean; already: boolean; reason: string }>(["queue", "pause", "work", "--reason", "maintenance"]);
     expect(paused).toMatchObject({ queue: "work", paused: true, already: false, reason: "maintenance" });
     await worker.waitFor("queue work is paused", { stream: "stderr", timeoutMs: 1_000 });
@@ -82,7 +51,7 @@ describe("naq queue pause / resume", () => {
     const ids = await t.enqueue(5, "work");
     // A second worker started while the queue is paused does not fetch either.
     const late = t.spawn([...WORKER, "work"]);
-    await started(late);
+    await workerStarted(late);
     await new Promise((r) => setTimeout(r, 2_500));
     expect(worker.stderr()).not.toMatch(/^START /m);
     expect(late.stderr()).not.toMatch(/^START /m);
@@ -132,7 +101,7 @@ describe("naq check", () => {
     const noWorkers = await t.run(["check", "workers"]);
     expect(noWorkers).toMatchObject({ code: 1, stdout: "FAIL workers: 0 live workers < 1\n" });
     const w = t.spawn([...WORKER, "other"]);
-    await started(w);
+    await workerStarted(w);
     const [forQueue, two, elsewhere] = await Promise.all([
       t.json(["check", "workers", "--queue", "other"]),
       t.run(["check", "workers", "--min", "2"]),
@@ -149,7 +118,7 @@ describe("naq worker stop / --max-idle / --metrics-port", () => {
     const a = t.spawn([...WORKER, "slow", "--name", "a"]);
     const b = t.spawn([...WORKER, "slow", "--name", "b"]);
     const c = t.spawn([...WORKER, "elsewhere", "--name", "c"]);
-    await Promise.all([started(a), started(b), started(c)]);
+    await Promise.all([workerStarted(a), workerStarted(b), workerStarted(c)]);
     const [job] = await t.enqueue(1, "slow", '{"ms": 1500}');
     await eventually(() => expect(`${a.stderr()}${b.stderr()}`).toContain(`START ${job}`), { timeoutMs: 10_000 });
     const runner = a.stderr().includes(`START ${job}`) ? a : b;

@@ -5,21 +5,14 @@
  * leader is killed with SIGKILL (and a SIGTERM hands over at once); schedule management
  * commands, their JSON, and their errors and exit codes.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { configSchema } from "../../src/config/schema.js";
 import type { JobRecord } from "../../src/model/job.js";
 import { ServiceManager } from "../../src/services/base.js";
 import type { ScheduleInfo } from "../../src/services/scheduler.js";
 import { StreamService } from "../../src/services/streams.js";
-import { eventually, runCli, runCliJson, spawnCli, startServer, type NatsServer, type SpawnedCli } from "../support/index.js";
+import { eventually, runCli, useCliFixture, type SpawnedCli } from "../support/index.js";
 
-let server: NatsServer;
-let dir: string;
-let nsCounter = 0;
-const children: SpawnedCli[] = [];
 const LEASE_TTL_MS = 3_000;
 
 const TASKS = `
@@ -31,37 +24,8 @@ export function noop() {
 }
 `;
 
-beforeAll(async () => {
-  server = await startServer();
-  dir = await mkdtemp(path.join(os.tmpdir(), "naq-sched-cli-"));
-  await writeFile(path.join(dir, "tasks.mjs"), TASKS);
-  await writeFile(path.join(dir, ".naqrc.json"), JSON.stringify({ kv: { leaderTtl: `${LEASE_TTL_MS}ms` } }));
-});
-
-afterEach(async () => {
-  await Promise.all(children.splice(0).map((c) => c.stop(2_000)));
-});
-
-afterAll(async () => {
-  await server?.[Symbol.asyncDispose]();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
-
-function fresh() {
-  const namespace = `cs${++nsCounter}`;
-  const env = { NAQ_URL: server.url, NAQ_NAMESPACE: namespace };
-  const opts = { env, cwd: dir };
-  return {
-    namespace,
-    run: (args: string[]) => runCli(args, opts),
-    json: <T>(args: string[]) => runCliJson<T>(args, opts),
-    spawn: (args: string[]) => {
-      const child = spawnCli(args, opts);
-      children.push(child);
-      return child;
-    },
-  };
-}
+const cli = useCliFixture({ namespacePrefix: "cs", tmpPrefix: "naq-sched-cli-", tasks: TASKS, naqrc: { kv: { leaderTtl: `${LEASE_TTL_MS}ms` } } });
+const { fresh } = cli;
 
 interface Line {
   event: string;
@@ -139,7 +103,7 @@ describe("naq scheduler start (three processes)", () => {
     for (const p of procs) await p.stop(5_000);
 
     // What reached JetStream: one job per due time, every due time from the first to the last.
-    await using services = await ServiceManager.open(configSchema.parse({ connection: { servers: [server.url] }, namespace: c.namespace }));
+    await using services = await ServiceManager.open(configSchema.parse({ connection: { servers: [cli.server.url] }, namespace: c.namespace }));
     const streams = await services.get(StreamService);
     const jobs = services.ctx.names.jobsStream;
     const info = await streams.info(jobs);

@@ -4,7 +4,7 @@
  * fire an `every 1s` schedule exactly once per due time while the leader dies without
  * releasing its lease; pause/resume per misfire policy; the due index is swept clean.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { NaqConfigInput } from "../../src/config/schema.js";
 import { Queue } from "../../src/queue.js";
 import { Scheduler } from "../../src/scheduler/scheduler.js";
@@ -14,40 +14,20 @@ import { KVStoreService } from "../../src/services/kv.js";
 import { SchedulerService, type FireInfo } from "../../src/services/scheduler.js";
 import { StreamService } from "../../src/services/streams.js";
 import { Worker } from "../../src/worker/worker.js";
-import { eventually, startServer, type NatsServer } from "../support/index.js";
+import { eventually, useLibraryFixture } from "../support/index.js";
 
-let server: NatsServer;
-let nsCounter = 0;
-const cleanups: Array<() => Promise<unknown>> = [];
-
-beforeAll(async () => {
-  server = await startServer();
-});
-
-afterEach(async () => {
-  const errors: unknown[] = [];
-  for (const fn of cleanups.splice(0).reverse()) await fn().catch((e: unknown) => errors.push(e));
-  expect(errors).toEqual([]);
-});
-
-afterAll(async () => {
-  await server?.[Symbol.asyncDispose]();
-});
-
-function freshConfig(extra: Omit<NaqConfigInput, "connection" | "namespace"> = {}): NaqConfigInput {
-  return { connection: { servers: [server.url] }, namespace: `s${++nsCounter}`, ...extra };
-}
+const { freshConfig, cleanup } = useLibraryFixture("s");
 
 async function scope(config: NaqConfigInput): Promise<ServiceManager> {
   const s = await ServiceManager.open(configSchema.parse(config), { longLived: true });
-  cleanups.push(() => s.close());
+  cleanup(() => s.close());
   return s;
 }
 
 function startScheduler(config: NaqConfigInput, id: string, fired: FireInfo[] = []): Scheduler {
   const s = new Scheduler({ config, id, tickMs: 250 });
   s.on("fired", (f) => fired.push(f));
-  cleanups.push(() => s.close());
+  cleanup(() => s.close());
   return s;
 }
 
@@ -71,10 +51,10 @@ describe("Scheduler (library API, real nats-server)", () => {
   it("runs a job enqueued with a 2s delay between 2s and 3.5s later; a cancelled delayed job never runs", async () => {
     const config = freshConfig();
     const queue = new Queue("default", { config });
-    cleanups.push(() => queue.close());
+    cleanup(() => queue.close());
     const started = new Map<string, number>();
     const worker = new Worker({ config, handlers: { hello: (_p: unknown, ctx: { id: string }) => void started.set(ctx.id, Date.now()) }, graceMs: 1_000 });
-    cleanups.push(() => worker.close({ force: true }));
+    cleanup(() => worker.close({ force: true }));
     await worker.start();
     await startScheduler(config, "one").start();
 

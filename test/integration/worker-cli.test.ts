@@ -4,21 +4,12 @@
  * SIGKILL mid-job (the job completes elsewhere), SIGTERM (running job finishes, the rest
  * stay queued), --burst, --max-jobs, `worker list`, and NDJSON output.
  */
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { WorkerInfo } from "../../src/services/workers.js";
 import type { JobRecord } from "../../src/model/job.js";
 import { QueueService } from "../../src/services/queues.js";
 import { Queue } from "../../src/queue.js";
-import { eventually, runCli, runCliJson, spawnCli, startServer, type NatsServer, type SpawnedCli } from "../support/index.js";
-
-let server: NatsServer;
-let dir: string;
-let nsCounter = 0;
-const children: SpawnedCli[] = [];
-const queues: Queue[] = [];
+import { eventually, useCliFixture, WORKER, workerStarted } from "../support/index.js";
 
 /** Handlers the workers load: each marks its start on stderr so tests can see it run. */
 const TASKS = `
@@ -39,55 +30,25 @@ export async function nap(payload, ctx) {
 }
 `;
 
-beforeAll(async () => {
-  server = await startServer();
-  dir = await mkdtemp(path.join(os.tmpdir(), "naq-worker-cli-"));
-  await writeFile(path.join(dir, "tasks.mjs"), TASKS);
-});
+const cli = useCliFixture({ namespacePrefix: "c", tmpPrefix: "naq-worker-cli-", tasks: TASKS });
 
-afterEach(async () => {
-  await Promise.all(children.splice(0).map((c) => c.stop(2_000)));
-  await Promise.all(queues.splice(0).map((q) => q.close()));
-});
-
-afterAll(async () => {
-  await server?.[Symbol.asyncDispose]();
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
-
-/** A fresh namespace; env for the CLI and a library Queue on the same namespace. */
+/** A fresh namespace; the CLI and a library Queue (closed after the test) on it. */
 function fresh(extraEnv: Record<string, string> = {}) {
-  const namespace = `c${++nsCounter}`;
-  const env = { NAQ_URL: server.url, NAQ_NAMESPACE: namespace, ...extraEnv };
-  const queue = new Queue("default", { config: { connection: { servers: [server.url] }, namespace } });
-  queues.push(queue);
-  const opts = { env, cwd: dir };
+  const t = cli.fresh(extraEnv);
+  const queue = new Queue("default", { config: { connection: { servers: [cli.server.url] }, namespace: t.namespace } });
+  cli.cleanup(() => queue.close());
   return {
-    namespace,
-    env,
+    ...t,
     queue,
-    run: (args: string[], timeoutMs = 30_000) => runCli(args, { ...opts, timeoutMs }),
-    json: <T>(args: string[]) => runCliJson<T>(args, opts),
-    spawn: (args: string[]) => {
-      const child = spawnCli(args, opts);
-      children.push(child);
-      return child;
-    },
     depth: async () => (await (await queue.services()).get(QueueService)).depth("default"),
   };
-}
-
-const WORKER = ["worker", "start", "--handlers", "tasks.mjs"];
-
-async function started(worker: SpawnedCli): Promise<void> {
-  await worker.waitFor(/worker \S+ started/, { stream: "stderr", timeoutMs: 15_000 });
 }
 
 describe("naq job enqueue / status (CLI)", () => {
   it("--wait prints the result while a worker runs; a failed job exits 6", async () => {
     const t = fresh();
     const worker = t.spawn(WORKER);
-    await started(worker);
+    await workerStarted(worker);
 
     const ok = await t.run(["job", "enqueue", "add", '{"a":1,"b":2}', "--wait"]);
     expect(ok.stderr).toBe("");
@@ -131,7 +92,7 @@ describe("naq worker start (CLI)", () => {
   it("kill -9 mid-job: the jobs complete on another worker, none lost", { timeout: 45_000 }, async () => {
     const t = fresh({ NAQ_ACK_WAIT: "2s" });
     const a = t.spawn([...WORKER, "--concurrency", "3"]);
-    await started(a);
+    await workerStarted(a);
     const results = await t.queue.enqueueMany(Array.from({ length: 3 }, () => ({ task: "nap", payload: { ms: 2_500 } })));
     const ids = results.map((r) => {
       if (r instanceof Error) throw r;
@@ -146,7 +107,7 @@ describe("naq worker start (CLI)", () => {
     for (const id of ids) await expect(t.queue.getResult(id)).rejects.toThrow(/not finished/);
 
     const b = t.spawn([...WORKER, "--concurrency", "3"]);
-    await started(b);
+    await workerStarted(b);
     const records = await Promise.all(ids.map((id) => t.queue.getResult(id, { wait: true, timeoutMs: 20_000 })));
     for (const r of records) {
       expect(r).toMatchObject({ status: "completed", attempts: 2, result: { pid: b.pid, ms: 2_500 } });
@@ -160,7 +121,7 @@ describe("naq worker start (CLI)", () => {
   it("SIGTERM: the running job finishes within --grace, exit 0, queued jobs stay for the next worker", { timeout: 45_000 }, async () => {
     const t = fresh();
     const a = t.spawn([...WORKER, "--concurrency", "1", "--grace", "10s"]);
-    await started(a);
+    await workerStarted(a);
     const results = await t.queue.enqueueMany(Array.from({ length: 3 }, () => ({ task: "nap", payload: { ms: 1_500 } })));
     const ids = results.map((r) => {
       if (r instanceof Error) throw r;
@@ -221,7 +182,7 @@ describe("naq worker start (CLI)", () => {
   it("worker list --json shows a running worker with its queues", async () => {
     const t = fresh();
     const w = t.spawn(["worker", "start", "alpha", "beta", "--handlers", "tasks.mjs", "--name", "lister", "--concurrency", "4"]);
-    await started(w);
+    await workerStarted(w);
     const list = await t.json<WorkerInfo[]>(["worker", "list"]);
     expect(list).toHaveLength(1);
     expect(list[0]).toMatchObject({ name: "lister", pid: w.pid, queues: ["alpha", "beta"], status: "running", concurrency: 4 });

@@ -4,7 +4,7 @@
  * backoff, dead-lettering, in-progress acks for long jobs, poison input, idempotent
  * enqueue, dependencies, and graceful close.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { connect } from "@nats-io/transport-node";
 import { jetstream } from "@nats-io/jetstream";
 import type { NaqConfigInput } from "../../src/config/schema.js";
@@ -13,35 +13,15 @@ import { QueueService } from "../../src/services/queues.js";
 import { Queue } from "../../src/queue.js";
 import { Worker, type JobEventInfo, type WorkerOptions } from "../../src/worker/worker.js";
 import type { EnqueueResult } from "../../src/services/jobs.js";
-import { eventually, startServer, type NatsServer } from "../support/index.js";
+import { eventually, useLibraryFixture } from "../support/index.js";
 
-let server: NatsServer;
-let nsCounter = 0;
-const cleanups: Array<() => Promise<unknown>> = [];
-
-beforeAll(async () => {
-  server = await startServer();
-});
-
-afterEach(async () => {
-  // Leak guard: every worker and queue a test opened is closed, even when it failed.
-  const errors: unknown[] = [];
-  for (const fn of cleanups.splice(0).reverse()) await fn().catch((e: unknown) => errors.push(e));
-  expect(errors).toEqual([]);
-});
-
-afterAll(async () => {
-  await server?.[Symbol.asyncDispose]();
-});
-
-/** Config for a fresh namespace on this file's server. */
-function freshConfig(extra: Omit<NaqConfigInput, "connection" | "namespace"> = {}): NaqConfigInput {
-  return { connection: { servers: [server.url] }, namespace: `t${++nsCounter}`, ...extra };
-}
+// Leak guard: every worker and queue a test opened is closed (cleanup), even when it failed.
+const lib = useLibraryFixture("t");
+const { freshConfig, cleanup } = lib;
 
 function openQueue(config: NaqConfigInput, name?: string): Queue {
   const q = new Queue(name, { config });
-  cleanups.push(() => q.close());
+  cleanup(() => q.close());
   return q;
 }
 
@@ -51,7 +31,7 @@ async function startWorker(opts: Omit<WorkerOptions, "config"> & { config: NaqCo
   const errors: Error[] = [];
   worker.on("job", (j) => jobs.push(j));
   worker.on("error", (e) => errors.push(e));
-  cleanups.push(() => worker.close({ force: true }));
+  cleanup(() => worker.close({ force: true }));
   await worker.start();
   return { worker, jobs };
 }
@@ -232,12 +212,12 @@ describe("Worker (library API, real nats-server)", () => {
 
   it("a garbage message on a queue subject is dead-lettered with a reason; the worker keeps working", async () => {
     const config = freshConfig();
-    const ns = `t${nsCounter}`;
+    const ns = config.namespace as string;
     const queue = openQueue(config);
     const { worker, jobs: seen } = await startWorker({ config, handlers: { add: (p: unknown) => (p as { a: number; b: number }).a + (p as { a: number; b: number }).b } });
 
     // A producer that is not naq (another language, a typo in a script) publishes raw bytes.
-    const nc = await connect({ servers: server.url });
+    const nc = await connect({ servers: lib.server.url });
     let seq: number;
     try {
       seq = (await jetstream(nc).publish(`${ns}.queue.default`, new TextEncoder().encode("not json"))).seq;

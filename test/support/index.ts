@@ -1,2 +1,3 @@
 export * from "./nats-server.js";
 export * from "./cli.js";
+export * from "./fixtures.js";

@@ -4,7 +4,6 @@
  * worker's refusal hook in `execute` (a refused job is dead-lettered without starting).
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,6 +14,7 @@ import type { Delivery } from "../../src/services/queues.js";
 import { ExecRunner } from "../../src/worker/exec-task.js";
 import { execute, JobTimeoutError, RunningJob, type ExecDeps } from "../../src/worker/execute.js";
 import type { JobContext } from "../../src/worker/handlers.js";
+import { alive } from "../support/index.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -28,16 +28,6 @@ function context(argv: string[], logs: string[], signal = new AbortController().
   const job = createEnvelope({ task: "exec", id: "j1", queue: "ops", payload: { argv } });
   return { payload: job.payload, ctx: { job, id: job.id, attempt: 2, signal, progress() {}, log: (l) => void logs.push(l) } };
 }
-
-/** Running (a zombie waiting to be reaped by init is not: it has ended). */
-const alive = (pid: number): boolean => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-};
 
 describe("ExecRunner", () => {
   const runner = new ExecRunner({ allow: ["sh", "echo"], killGraceMs: 300, tailBytes: 16 });

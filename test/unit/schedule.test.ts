@@ -7,25 +7,12 @@
 import { describe, expect, it } from "vitest";
 import { compileCron, parseTime, validateTimeZone, zonedTimeToUtc } from "../../src/model/cron.js";
 import { ConflictError, ValidationError } from "../../src/model/errors.js";
-import {
-  buildSchedule,
-  dueKey,
-  jitterOffset,
-  misfireGraceMs,
-  nextRun,
-  planStep,
-  resumeNext,
-  scheduleJobId,
-  slotCounterKey,
-  slotOf,
-  SLOT_MS,
-  upcoming,
-  type IndexEntry,
-  type ScheduleDoc,
-} from "../../src/model/schedule.js";
+import { dueKey, slotCounterKey, slotOf, SLOT_MS, type IndexEntry } from "../../src/model/due-slots.js";
+import { buildSchedule, scheduleJobId, type ScheduleDoc } from "../../src/model/schedule.js";
+import { jitterOffset, misfireGraceMs, nextRun, planStep, resumeNext, upcoming } from "../../src/model/schedule-timing.js";
 import { DueScan } from "../../src/scheduler/due-scan.js";
 import { LeaderLease, LeaseLostError, type LeaseIO } from "../../src/scheduler/lease.js";
-import type { DueIndexIO, ProcessResult } from "../../src/services/scheduler.js";
+import type { DueIndexIO, ProcessResult } from "../../src/services/due-index.js";
 
 const T = (iso: string) => Date.parse(iso);
 const runs = (expr: string, tz: string | undefined, from: string, n: number) => {

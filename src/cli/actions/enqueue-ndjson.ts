@@ -17,6 +17,7 @@ import type { JobEnvelope } from "../../model/job.js";
 import { envelopeFromLine, type LineDefaults } from "../../model/ndjson.js";
 import { JobService, type EnqueueResult } from "../../services/jobs.js";
 import { openServices, type CliContext } from "../context.js";
+import { labelsOf } from "../parse.js";
 import { ProgressLine } from "../progress.js";
 import type { EnqueueOpts } from "./job.js";
 
@@ -29,17 +30,6 @@ class LinesFailed extends NaqError {
 interface Item {
   line: number;
   env: JobEnvelope;
-}
-
-function labelsOf(labels: string[] | undefined): Record<string, string> | undefined {
-  if (!labels) return undefined;
-  const out: Record<string, string> = {};
-  for (const l of labels) {
-    const eq = l.indexOf("=");
-    if (eq <= 0) throw new UsageError(`--label takes key=value, got "${l}"`);
-    out[l.slice(0, eq)] = l.slice(eq + 1);
-  }
-  return out;
 }
 
 async function openInput(source: string | boolean | undefined): Promise<{ stream: Readable; size?: number; name: string }> {

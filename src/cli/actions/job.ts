@@ -7,6 +7,7 @@ import type { JobRecord, JsonValue } from "../../model/job.js";
 import { JobService, type JobState } from "../../services/jobs.js";
 import type { Action } from "../act.js";
 import { openServices, type CliContext } from "../context.js";
+import { labelsOf } from "../parse.js";
 import { execJobOf, humanResult } from "./enqueue-exec.js";
 import { reportEach } from "./ops.js";
 
@@ -62,17 +63,6 @@ async function payloadOf(arg: unknown, data: string | undefined): Promise<JsonVa
     return parsePayload(text, file);
   }
   return arg === undefined ? null : parsePayload(String(arg), "the payload argument");
-}
-
-function labelsOf(labels: string[] | undefined): Record<string, string> | undefined {
-  if (!labels) return undefined;
-  const out: Record<string, string> = {};
-  for (const l of labels) {
-    const eq = l.indexOf("=");
-    if (eq <= 0) throw new UsageError(`--label takes key=value, got "${l}"`);
-    out[l.slice(0, eq)] = l.slice(eq + 1);
-  }
-  return out;
 }
 
 /** Prints a finished job's result; throws JobFailedError (exit 6) when it did not complete. */
