@@ -16,17 +16,15 @@ export {
   loadConfig,
   formatIssue,
   InvalidConfigError,
-  ENV_VARS,
   FLAG_NAMES,
   SEARCH_PLACES,
-  CONFIG_FILE_ENV,
   type ConfigIssue,
   type ConfigOverrides,
-  type EnvVar,
   type LoadConfigOptions,
   type LoadedConfig,
   type Source,
 } from "./load.js";
+export { ENV_VARS, CONFIG_FILE_ENV, type EnvVar } from "./env.js";
 export {
   describeConfig,
   describeSource,

@@ -96,3 +96,11 @@ export function leafPaths(value: unknown, prefix = ""): Array<[string, unknown]>
   if (entries.length === 0) return prefix === "" ? [] : [[prefix, {}]];
   return entries.flatMap(([k, v]) => leafPaths(v, prefix === "" ? k : `${prefix}.${k}`));
 }
+
+/** The one-line rendering of a value in the loader's messages; secrets become "***". */
+export function showValue(key: string, value: unknown): string {
+  if (isSecretKey(key)) return REDACTED;
+  const v = redactValue(key, value);
+  const text = typeof v === "string" ? JSON.stringify(v) : typeof v === "object" && v !== null ? (JSON.stringify(v) ?? String(v)) : String(v);
+  return text.length > 80 ? `${text.slice(0, 79)}…` : text;
+}

@@ -3,7 +3,7 @@
  * (worker lifecycle: `<ns>.events._worker.<workerId>.<type>`), so history and tail filter
  * on the server. Events are the audit trail; the terminal record in KV is the truth.
  */
-import type { JobError, JsonValue } from "./job.js";
+import type { JobError, JobStatus, JsonValue } from "./job.js";
 
 export const EVENT_VERSION = 1;
 
@@ -20,6 +20,9 @@ export const JobEventType = {
   cancelled: "cancelled",
 } as const;
 export type JobEventType = (typeof JobEventType)[keyof typeof JobEventType];
+
+/** Event types after which a job's log has nothing more to say (until it is retried). */
+export const FINAL_JOB_EVENTS: ReadonlySet<string> = new Set([JobEventType.completed, JobEventType.deadLettered, JobEventType.cancelled]);
 
 export const WorkerEventType = {
   started: "worker_started",
@@ -79,4 +82,28 @@ export interface NaqEvent {
   firedJob?: string;
   /** Scheduler: how many runs (`misfire_skipped`). */
   count?: number;
+}
+
+/** The status a job's newest event tells (when the job has no terminal record yet). */
+export function statusFromEvent(ev: NaqEvent): JobStatus {
+  switch (ev.type) {
+    case JobEventType.started:
+    case JobEventType.progress:
+      return "running";
+    case JobEventType.retrying:
+      return "retrying";
+    case JobEventType.waiting:
+      return "waiting";
+    case JobEventType.scheduled:
+      return "scheduled";
+    case JobEventType.completed:
+      return "completed";
+    case JobEventType.failed:
+    case JobEventType.deadLettered:
+      return "failed";
+    case JobEventType.cancelled:
+      return "cancelled";
+    default:
+      return "queued";
+  }
 }

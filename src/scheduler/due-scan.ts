@@ -1,7 +1,7 @@
 /**
  * DueScan: the leader's walk over the due-time index, one tick at a time. All I/O comes in
- * through DueIndexIO (SchedulerService provides it), so this logic is unit-tested without
- * a server.
+ * through DueIndexIO (src/services/due-index.ts; SchedulerService provides it), so this
+ * logic is unit-tested without a server.
  *
  * Per slot (10 s of fire times) between the cursor and now:
  *
@@ -18,8 +18,8 @@
  * Cost of a tick: one counter read per slot scanned (normally one: the current slot) plus
  * one read per new entry: it grows with what is due, never with what is scheduled later.
  */
-import { dueKey, slotOf, type IndexEntry } from "../model/schedule.js";
-import type { DueIndexIO } from "../services/scheduler.js";
+import { dueKey, slotOf, type IndexEntry } from "../model/due-slots.js";
+import type { DueIndexIO } from "../services/due-index.js";
 
 interface SlotState {
   /** Entry numbers below this have been read. */

@@ -5,10 +5,15 @@
  * same id twice inside the duplicate window is one job); the `enqueued` event is
  * buffered, never awaited. A job's end is one awaited KV write of its terminal record
  * (status + result/error). Status before that is derived from events (docs/wire-format.md).
+ *
+ * Its helpers, over the same scope's services (one NATS connection), keep their entry
+ * points here:
+ *   DeadLetters  src/services/dead-letters.ts  dead-lettering, listing and retrying
+ *   JobListing   src/services/job-list.ts      `naq job list` and `naq job logs`
  */
-import type { JetStreamClient, MsgRequest } from "@nats-io/jetstream";
+import type { JetStreamClient } from "@nats-io/jetstream";
 import { coerceError, ConflictError, NotFoundError, TimeoutError, ValidationError } from "../model/errors.js";
-import { JobEventType, type NaqEvent } from "../model/events.js";
+import { FINAL_JOB_EVENTS, JobEventType, statusFromEvent, type NaqEvent } from "../model/events.js";
 import {
   createEnvelope,
   decodeEnvelope,
@@ -18,18 +23,21 @@ import {
   validateJobId,
   type EnqueueInput,
   type JobEnvelope,
-  type JobError,
   type JobRecord,
   type JobStatus,
 } from "../model/job.js";
 import { BaseService, type ServiceContext } from "./base.js";
 import { ConnectionService } from "./connection.js";
+import { DeadLetters, type DeadLetter, type RetryOutcome } from "./dead-letters.js";
 import { EventService } from "./events.js";
+import { JobListing, type JobSummary, type ListOptions } from "./job-list.js";
 import { decodeJson, KVStoreService } from "./kv.js";
-import { apiErrorCode, ApiCode, isNoStreamForSubject, toNaqError } from "./nats-errors.js";
-import { readStream } from "./stream-reader.js";
+import { isNoStreamForSubject, toNaqError } from "./nats-errors.js";
 import { StreamService } from "./streams.js";
 import { WorkerService } from "./workers.js";
+
+export type { DeadLetter, RetryOutcome } from "./dead-letters.js";
+export type { JobSummary, ListOptions } from "./job-list.js";
 
 export interface EnqueueResult {
   id: string;
@@ -49,56 +57,6 @@ export interface JobState {
   lastEvent?: NaqEvent;
 }
 
-/** A dead-letter entry (`<ns>.dlq.<queue>.<id>`): the original job, why it ended there, and the last error. */
-export interface DeadLetter {
-  v: typeof JOB_VERSION;
-  id: string;
-  queue: string;
-  task?: string;
-  reason: string;
-  error?: JobError;
-  attempts: number;
-  failedAt: string;
-  worker?: string;
-  /** The original job; absent when the message could not be decoded. */
-  job?: JobEnvelope;
-  /** The original bytes, base64, when the message could not be decoded. */
-  raw?: string;
-}
-
-export interface ListOptions {
-  queue?: string;
-  status?: JobStatus;
-  limit?: number;
-}
-
-/** One row of `naq job list`: a job waiting or running (from the jobs stream), or ended (its record). */
-export interface JobSummary {
-  id: string;
-  queue: string;
-  task: string;
-  status: JobStatus;
-  /** The attempt running or that ended it (0: none started). */
-  attempts: number;
-  maxAttempts: number;
-  enqueuedAt: string;
-  startedAt?: string;
-  finishedAt?: string;
-  durationMs?: number;
-  worker?: string;
-  reason?: string;
-  error?: JobError;
-}
-
-/** How one job of `retry --all` went. */
-export type RetryOutcome = { id: string; queue: string; ok: true; result: EnqueueResult } | { id: string; queue: string; ok: false; error: Error };
-
-/** Event types after which a job's log has nothing more to say (until it is retried). */
-const FINAL_EVENTS: ReadonlySet<string> = new Set([JobEventType.completed, JobEventType.deadLettered, JobEventType.cancelled]);
-
-/** Active jobs scanned at most for one `list` (each is a round trip). */
-const MAX_SCAN = 5_000;
-
 const DEFAULT_WINDOW = 256;
 
 /** Dependency-wait counter of a job, kept beside its record (same TTL). */
@@ -114,6 +72,8 @@ export class JobService extends BaseService {
   static readonly deps = [ConnectionService, StreamService, KVStoreService, EventService, WorkerService] as const;
   private js?: JetStreamClient;
   private maxPayload = Number.POSITIVE_INFINITY;
+  private readonly dlq: DeadLetters;
+  private readonly listing: JobListing;
 
   constructor(
     ctx: ServiceContext,
@@ -121,9 +81,15 @@ export class JobService extends BaseService {
     private readonly streams: StreamService,
     private readonly kv: KVStoreService,
     private readonly events: EventService,
-    private readonly workers: WorkerService,
+    workers: WorkerService,
   ) {
     super(ctx);
+    this.dlq = new DeadLetters(ctx.names, connection, streams, {
+      publish: (env, msgId) => this.publish(env, msgId),
+      ensureStreams: () => this.ensureStreams(),
+      forgetRecord: (id) => this.forgetRecord(id),
+    });
+    this.listing = new JobListing(ctx.names, connection, kv, workers, { lastEvent: (id) => this.lastEvent(id), getRecord: (id) => this.getRecord(id) });
   }
 
   protected override async onInitialize(): Promise<void> {
@@ -267,6 +233,12 @@ export class JobService extends BaseService {
     await this.kv.putJson<WaitDoc>(this.names.buckets.results, waitKey(id), { v: JOB_VERSION, id, waits, at: new Date().toISOString() });
   }
 
+  /** Removes a job's terminal record and wait counter (before a retry), ignoring failures. */
+  private async forgetRecord(id: string): Promise<void> {
+    await this.kv.purge(this.names.buckets.results, id).catch(() => undefined);
+    await this.kv.purge(this.names.buckets.results, waitKey(id)).catch(() => undefined);
+  }
+
   /** The newest event of a job, if any (one direct read by subject). */
   async lastEvent(id: string): Promise<NaqEvent | undefined> {
     validateJobId(id);
@@ -303,7 +275,7 @@ export class JobService extends BaseService {
     for (const m of found) {
       if (m && (!best || m.seq > best.seq)) best = { seq: m.seq, ev: decodeJson<NaqEvent>(m.data, `event ${m.seq}`) };
     }
-    if (!best || FINAL_EVENTS.has(best.ev.type)) return ev;
+    if (!best || FINAL_JOB_EVENTS.has(best.ev.type)) return ev;
     return best.ev;
   }
 
@@ -370,256 +342,51 @@ export class JobService extends BaseService {
     return record;
   }
 
-  /**
-   * Stores a job in the dead-letter stream (awaited: it must not be lost). `msgId` makes a
-   * redelivered attempt's second dead-lettering a no-op.
-   */
-  async deadLetter(entry: DeadLetter, msgId?: string): Promise<void> {
-    const send = () =>
-      this.jsc.publish(
-        this.names.deadLetterSubject(entry.queue, entry.id),
-        new TextEncoder().encode(JSON.stringify(entry)),
-        msgId ? { msgID: msgId } : undefined,
-      );
-    try {
-      try {
-        await send();
-      } catch (err) {
-        // A worker may have started on a fresh server (it creates only the jobs stream).
-        if (!isNoStreamForSubject(err)) throw err;
-        await this.ensureStreams();
-        await send();
-      }
-    } catch (err) {
-      throw toNaqError(err, `dead-lettering job ${entry.id}`);
-    }
+  // -------------------------------------------------------------------------------------
+  // Dead letters: see src/services/dead-letters.ts.
+
+  /** Stores a job in the dead-letter stream (awaited); `msgId` makes a second dead-lettering a no-op. */
+  deadLetter(entry: DeadLetter, msgId?: string): Promise<void> {
+    return this.dlq.write(entry, msgId);
+  }
+  getDeadLetter(id: string, queue?: string): Promise<(DeadLetter & { seq: number }) | undefined> {
+    return this.dlq.get(id, queue);
+  }
+  retry(id: string): Promise<EnqueueResult> {
+    return this.dlq.retry(id);
+  }
+  retryEntry(dl: DeadLetter & { seq: number }): Promise<EnqueueResult> {
+    return this.dlq.retryEntry(dl);
+  }
+  retryAll(opts: { queue?: string; concurrency?: number } = {}): Promise<RetryOutcome[]> {
+    return this.dlq.retryAll(opts);
+  }
+  deadLetters(opts: { queue?: string; limit?: number } = {}): Promise<Array<DeadLetter & { seq: number }>> {
+    return this.dlq.list(opts);
   }
 
-  /** The dead-letter entry of a job, if any. */
-  async getDeadLetter(id: string, queue?: string): Promise<(DeadLetter & { seq: number }) | undefined> {
-    validateJobId(id);
-    const m = await this.streams.lastBySubject(this.names.deadLetterStream, this.names.deadLetterFilter({ queue, jobId: id }));
-    return m ? { ...decodeJson<DeadLetter>(m.data, `dead letter ${m.seq}`), seq: m.seq } : undefined;
-  }
+  // -------------------------------------------------------------------------------------
+  // Listing and logs: see src/services/job-list.ts.
 
-  /** Re-enqueues a dead-lettered job as it was first sent, with fresh attempts. */
-  async retry(id: string): Promise<EnqueueResult> {
-    const dl = await this.getDeadLetter(id);
-    if (!dl) throw new NotFoundError(`job ${id} is not in the dead-letter stream`);
-    return this.retryEntry(dl);
+  /** Ended jobs (terminal records), newest first. */
+  list(opts: ListOptions = {}): Promise<JobRecord[]> {
+    return this.listing.ended(opts);
   }
-
-  /**
-   * Re-enqueues one dead-letter entry: the record is removed first (so a fast worker's new
-   * record is never the one removed), then the original job is published with a fresh
-   * Msg-Id, then every dead-letter entry of the job is purged.
-   */
-  async retryEntry(dl: DeadLetter & { seq: number }): Promise<EnqueueResult> {
-    if (!dl.job) throw new ValidationError(`job ${dl.id} cannot be retried: it was dead-lettered because it could not be decoded (${dl.reason})`, "id");
-    await this.kv.purge(this.names.buckets.results, dl.id).catch(() => undefined);
-    await this.kv.purge(this.names.buckets.results, waitKey(dl.id)).catch(() => undefined);
-    // A distinct Msg-Id: the original id may still be inside the duplicate window.
-    const result = await this.publish({ ...dl.job, enqueuedAt: new Date().toISOString() }, `${dl.id}.retry.${dl.seq}`);
-    await this.streams.purge(this.names.deadLetterStream, { subject: this.names.deadLetterSubject(dl.queue, dl.id) });
-    return result;
+  /** Jobs not yet ended, in queue order. */
+  activeJobs(opts: { queue?: string; status?: JobStatus; limit?: number } = {}): Promise<JobSummary[]> {
+    return this.listing.active(opts);
   }
-
-  /** Re-enqueues every dead-lettered job (of `queue`), at most `concurrency` at once. */
-  async retryAll(opts: { queue?: string; concurrency?: number } = {}): Promise<RetryOutcome[]> {
-    const entries = await this.deadLetters({ queue: opts.queue });
-    const out: RetryOutcome[] = [];
-    const concurrency = Math.max(1, opts.concurrency ?? 32);
-    for (let i = 0; i < entries.length; i += concurrency) {
-      const chunk = entries.slice(i, i + concurrency);
-      const done = await Promise.all(
-        chunk.map(async (dl): Promise<RetryOutcome> => {
-          try {
-            return { id: dl.id, queue: dl.queue, ok: true, result: await this.retryEntry(dl) };
-          } catch (err) {
-            return { id: dl.id, queue: dl.queue, ok: false, error: coerceError(err) };
-          }
-        }),
-      );
-      out.push(...done);
-    }
-    return out;
+  /** `naq job list`: jobs not yet ended, then ended jobs. */
+  listJobs(opts: ListOptions = {}): Promise<JobSummary[]> {
+    return this.listing.list(opts);
   }
-
-  /**
-   * Dead-letter entries (the newest per job), newest first, at most `limit` (default all).
-   * Reads the entries of the queue (or all queues) in one ordered pass.
-   */
-  async deadLetters(opts: { queue?: string; limit?: number } = {}): Promise<Array<DeadLetter & { seq: number }>> {
-    const [js, jsm] = [this.jsc, await this.connection.manager()];
-    const out: Array<DeadLetter & { seq: number }> = [];
-    const filter = this.names.deadLetterFilter({ queue: opts.queue });
-    for await (const m of readStream(js, jsm, this.names.deadLetterStream, { filter, deliver: "last_per_subject" })) {
-      try {
-        out.push({ ...decodeJson<DeadLetter>(m.data, `dead letter ${m.seq}`), seq: m.seq });
-      } catch {
-        // not naq's: skip
-      }
-    }
-    out.sort((a, b) => b.seq - a.seq);
-    return opts.limit !== undefined ? out.slice(0, opts.limit) : out;
-  }
-
-  /**
-   * A job's events in order (its log lines are `progress` events with `log`). With
-   * `follow`, keeps reading until the job ends: right after the history when it already
-   * has a terminal record, else at its next completed / dead_lettered / cancelled event.
-   */
-  async *jobEvents(id: string, opts: { follow?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<NaqEvent> {
-    validateJobId(id);
-    const jsm = await this.connection.manager();
-    let caughtUp = false;
-    const reader = readStream(this.jsc, jsm, this.names.eventsStream, {
-      filter: this.names.eventFilter({ jobId: id }),
-      follow: opts.follow,
-      signal: opts.signal,
-      // History read: a job that has its record already has nothing more to log.
-      onCaughtUp: async () => {
-        caughtUp = true;
-        return opts.follow === true && (await this.getRecord(id)) !== undefined;
-      },
-    });
-    for await (const m of reader) {
-      let ev: NaqEvent;
-      try {
-        ev = decodeJson<NaqEvent>(m.data, `event ${m.seq}`);
-      } catch {
-        continue;
-      }
-      yield ev;
-      if (opts.follow && caughtUp && FINAL_EVENTS.has(ev.type)) break;
-    }
-  }
-
-  /** Ended jobs (terminal records), newest first, filtered, at most `limit`. */
-  async list(opts: ListOptions = {}): Promise<JobRecord[]> {
-    const limit = opts.limit ?? 100;
-    // Keys with a dot are naq's bookkeeping (wait.<id>), not job records.
-    // (A key rewritten while the listing runs can be listed twice.)
-    const keys = [...new Set(await this.kv.keys(this.names.buckets.results, ">", 10_000))].filter((k) => !k.includes("."));
-    const out: JobRecord[] = [];
-    // ULIDs sort by time: newest first without reading every record.
-    for (const key of keys.sort().reverse()) {
-      const rec = (await this.kv.getJson<JobRecord>(this.names.buckets.results, key))?.value;
-      if (!rec || (opts.queue && rec.queue !== opts.queue) || (opts.status && rec.status !== opts.status)) continue;
-      out.push(rec);
-      if (out.length >= limit) break;
-    }
-    return out;
-  }
-
-  /**
-   * Jobs not yet ended, in queue order (oldest first), read from the jobs stream one
-   * message at a time (a work-queue stream admits no second consumer). Status: `running`
-   * when a live worker's heartbeat lists it, else from its newest event.
-   */
-  async activeJobs(opts: { queue?: string; status?: JobStatus; limit?: number } = {}): Promise<JobSummary[]> {
-    const limit = opts.limit ?? 100;
-    const jsm = await this.connection.manager();
-    const filter = opts.queue ? this.names.queueSubject(opts.queue) : this.names.allQueuesSubject;
-    const running = new Map<string, string>();
-    for (const w of await this.workers.list()) for (const id of w.running) running.set(id, w.id);
-    const out: JobSummary[] = [];
-    let seq = 0;
-    for (let scanned = 0; scanned < MAX_SCAN && out.length < limit; scanned++) {
-      let m;
-      try {
-        // STREAM.MSG.GET takes next_by_subj (nats-server 2.9+); the client's type lists only seq/last_by_subj.
-        m = await jsm.streams.getMessage(this.names.jobsStream, { seq: seq + 1, next_by_subj: filter } as unknown as MsgRequest);
-      } catch (err) {
-        if (apiErrorCode(err) === ApiCode.StreamNotFound) break;
-        throw toNaqError(err, `reading ${this.names.jobsStream}`);
-      }
-      if (!m) break;
-      seq = m.seq;
-      let env: JobEnvelope;
-      try {
-        env = decodeEnvelope(m.data);
-      } catch {
-        continue; // undecodable: a worker will dead-letter it
-      }
-      const worker = running.get(env.id);
-      const ev = worker ? undefined : await this.lastEvent(env.id);
-      const status: JobStatus = worker ? "running" : ev ? statusFromEvent(ev) : "queued";
-      // Ended (e.g. cancelled while queued) but not yet removed by a worker: listed with the ended jobs.
-      if (TERMINAL_STATUSES.has(status)) continue;
-      if (opts.status && status !== opts.status) continue;
-      out.push({
-        id: env.id,
-        queue: env.queue,
-        task: env.task,
-        status,
-        attempts: ev?.attempt ?? 0,
-        maxAttempts: env.attempts,
-        enqueuedAt: env.enqueuedAt,
-        ...(worker || ev?.worker ? { worker: worker ?? ev?.worker } : {}),
-        ...(ev?.error ? { error: ev.error } : {}),
-        ...(ev?.reason ? { reason: ev.reason } : {}),
-      });
-    }
-    return out;
-  }
-
-  /**
-   * `naq job list`: jobs not yet ended (queue order), then ended jobs (newest first),
-   * filtered by queue and status, at most `limit` (default 100) in all.
-   */
-  async listJobs(opts: ListOptions = {}): Promise<JobSummary[]> {
-    const limit = opts.limit ?? 100;
-    const wantActive = !opts.status || !TERMINAL_STATUSES.has(opts.status);
-    const wantEnded = !opts.status || TERMINAL_STATUSES.has(opts.status);
-    const active = wantActive ? await this.activeJobs({ ...opts, limit }) : [];
-    const ended = wantEnded && active.length < limit ? await this.list({ ...opts, limit: limit - active.length }) : [];
-    return [...active, ...ended.map(summaryOfRecord)];
+  /** A job's events in order (its log); with `follow`, until the job ends. */
+  jobEvents(id: string, opts: { follow?: boolean; signal?: AbortSignal } = {}): AsyncGenerator<NaqEvent> {
+    return this.listing.events(id, opts);
   }
 
   /** Decodes a raw job message (exposed for tools that read the jobs stream). */
   decode(data: Uint8Array): JobEnvelope {
     return decodeEnvelope(data);
-  }
-}
-
-export function summaryOfRecord(r: JobRecord): JobSummary {
-  return {
-    id: r.id,
-    queue: r.queue,
-    task: r.task,
-    status: r.status,
-    attempts: r.attempts,
-    maxAttempts: r.maxAttempts,
-    enqueuedAt: r.enqueuedAt,
-    ...(r.startedAt ? { startedAt: r.startedAt } : {}),
-    finishedAt: r.finishedAt,
-    ...(r.durationMs !== undefined ? { durationMs: r.durationMs } : {}),
-    ...(r.worker ? { worker: r.worker } : {}),
-    ...(r.reason ? { reason: r.reason } : {}),
-    ...(r.error ? { error: r.error } : {}),
-  };
-}
-
-export function statusFromEvent(ev: NaqEvent): JobStatus {
-  switch (ev.type) {
-    case JobEventType.started:
-    case JobEventType.progress:
-      return "running";
-    case JobEventType.retrying:
-      return "retrying";
-    case JobEventType.waiting:
-      return "waiting";
-    case JobEventType.scheduled:
-      return "scheduled";
-    case JobEventType.completed:
-      return "completed";
-    case JobEventType.failed:
-    case JobEventType.deadLettered:
-      return "failed";
-    case JobEventType.cancelled:
-      return "cancelled";
-    default:
-      return "queued";
   }
 }

@@ -184,15 +184,19 @@ export class KVStoreService extends BaseService {
     }
   }
 
-  /** Keys matching `filter` (subject-style wildcards), at most `limit`. */
+  /**
+   * Keys matching `filter` (subject-style wildcards), at most `limit`, each once, in the
+   * order first listed. (The listing is a consumer over the bucket: a key rewritten while
+   * it runs, e.g. a heartbeat, is delivered again.)
+   */
   async keys(bucket: string, filter = ">", limit = Number.POSITIVE_INFINITY): Promise<string[]> {
     const kv = await this.bucket(bucket);
-    const out: string[] = [];
+    const seen = new Set<string>();
     try {
       const it = await kv.keys(filter);
       for await (const k of it) {
-        out.push(k);
-        if (out.length >= limit) {
+        seen.add(k);
+        if (seen.size >= limit) {
           it.stop();
           break;
         }
@@ -200,7 +204,7 @@ export class KVStoreService extends BaseService {
     } catch (err) {
       throw toNaqError(err, `listing keys of ${bucket}`);
     }
-    return out;
+    return [...seen];
   }
 
   /** Follows changes to matching keys. Stop it (or break the loop) when done. */

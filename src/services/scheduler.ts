@@ -1,53 +1,49 @@
 /**
- * SchedulerService: delayed jobs, recurring schedules, the due-time index and the
- * leader lease, all in KV (`<ns>_schedules`, `<ns>_leader`). Storage layout and the
- * protocol are described in src/model/schedule.ts and docs/scheduler.md.
+ * SchedulerService: delayed jobs and recurring schedules in KV (`<ns>_schedules`), the
+ * user-facing side: schedule a job for later, add/get/list/pause/resume/remove/trigger a
+ * schedule, cancel. Storage layout and the protocol are described in src/model/schedule.ts,
+ * src/model/due-slots.ts and docs/scheduler.md.
  *
- * Exactly once per due time: a run is claimed with a compare-and-set on the schedule's
- * (or delayed job's) revision before it is published, the fired job's id is derived from
- * the schedule name and due time (Msg-Id dedup absorbs a second publish), and the caller's
- * LeaseGuard is checked right before each claim and each publish.
+ * Its helpers, over the same scope's services (one NATS connection):
+ *   DueIndex       src/services/due-index.ts       the due-time index and its cursor
+ *   ScheduleFiring src/services/scheduler-fire.ts  the leader's due scan: fires due runs
+ *   LeaseStore     src/services/scheduler-lease.ts the leader lease (`<ns>_leader`)
+ * The service keeps their entry points (triggerDue, the lease calls, the index calls), so
+ * the Scheduler component and library callers need only this service.
  */
-import { hostname } from "node:os";
 import { ConflictError, NotFoundError, ValidationError } from "../model/errors.js";
-import { JobEventType, ScheduleEventType, SCHEDULE_EVENTS_QUEUE } from "../model/events.js";
+import { JobEventType, ScheduleEventType } from "../model/events.js";
+import { slotOf, type IndexEntry } from "../model/due-slots.js";
 import { createEnvelope, type EnqueueInput } from "../model/job.js";
 import {
   buildSchedule,
-  CURSOR_KEY,
   delayedKey,
-  dueKey,
   envelopeFor,
-  fireAtOf,
-  LEASE_KEY,
-  planStep,
-  resumeNext,
   SCHEDULE_PREFIX,
   SCHEDULE_VERSION,
-  scheduleJobId,
   scheduleKey,
   scheduleStatus,
-  slotCounterKey,
-  slotOf,
   triggerJobId,
   validateScheduleName,
-  type CursorDoc,
   type DelayedDoc,
-  type IndexEntry,
   type LeaseDoc,
   type ScheduleDoc,
   type ScheduleInput,
   type ScheduleStatus,
-  type SlotCounter,
 } from "../model/schedule.js";
-import { kvStreamName, topology } from "../model/topology.js";
+import { fireAtOf, resumeNext } from "../model/schedule-timing.js";
+import { topology } from "../model/topology.js";
 import { BaseService, type ServiceContext } from "./base.js";
 import { ConnectionService } from "./connection.js";
+import { CAS_ATTEMPTS, DueIndex, type DueScanner } from "./due-index.js";
 import { EventService } from "./events.js";
 import { JobService, type EnqueueResult } from "./jobs.js";
 import { KVStoreService } from "./kv.js";
-import { toNaqError } from "./nats-errors.js";
+import { emitScheduleEvent, ScheduleFiring, type FireInfo, type LeaseGuard, type TickReport } from "./scheduler-fire.js";
+import { LeaseStore } from "./scheduler-lease.js";
 import { StreamService } from "./streams.js";
+
+export type { FireInfo, LeaseGuard, SkipInfo, TickReport } from "./scheduler-fire.js";
 
 export interface ScheduledJob {
   id: string;
@@ -64,87 +60,26 @@ export interface ScheduleInfo extends ScheduleDoc {
   revision: number;
 }
 
-export interface FireInfo {
-  kind: "schedule" | "delayed" | "trigger";
-  /** Schedule name (recurring) or job id (delayed). */
-  name: string;
-  jobId: string;
-  queue: string;
-  task: string;
-  dueAt: string;
-  firedAt: string;
-  lateMs: number;
-  /** Re-published after a crash between claim and publish. */
-  recovered?: boolean;
-  /** JetStream already had this job id (a second publish, absorbed). */
-  duplicate: boolean;
-}
-
-export interface SkipInfo {
-  name: string;
-  count: number;
-  /** The count is a lower bound (too many runs to count). */
-  capped: boolean;
-  firstDueAt: string;
-  lastDueAt: string;
-  reason: string;
-}
-
-export interface TickReport {
-  fired: FireInfo[];
-  skipped: SkipInfo[];
-  /** Index entries handled (fired, skipped, dropped as stale). */
-  processed: number;
-  /** Earliest known fire time still ahead, if any. */
-  nextWakeAt?: number;
-  /** More due work is left than one tick takes. */
-  more: boolean;
-}
-
-/** Checked right before every claim and publish: throws when this process may no longer fire. */
-export interface LeaseGuard {
-  readonly id: string;
-  check(): void;
-}
-
-export type ProcessResult = "done" | "wait" | "again";
-
-/** The index I/O a due scan needs (see src/scheduler/due-scan.ts). */
-export interface DueIndexIO {
-  loadCursor(initial: number): Promise<number>;
-  saveCursor(slot: number): Promise<void>;
-  slotCount(slot: number): Promise<number>;
-  readEntries(slot: number, indexes: readonly number[]): Promise<Array<IndexEntry | undefined>>;
-  process(key: string, entry: IndexEntry, nowMs: number): Promise<ProcessResult>;
-  /** Re-indexes entries found in an already swept slot after the cursor, and drops the old keys. */
-  moveForward(slot: number, entries: ReadonlyArray<{ index: number; entry: IndexEntry }>): Promise<void>;
-  dropSlot(slot: number): Promise<void>;
-}
-
-/** Something that runs one due scan over an index (a DueScan from src/scheduler/). */
-export interface DueScanner {
-  tick(nowMs: number, io: DueIndexIO): Promise<{ processed: number; nextWakeAt?: number; more: boolean }>;
-}
-
-const CAS_ATTEMPTS = 20;
-/** Runs fired for one schedule in one go before other entries get their turn. */
-const MAX_RUNS_PER_ENTRY = 100;
-
 const iso = (ms: number): string => new Date(ms).toISOString();
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class SchedulerService extends BaseService {
   static readonly deps = [ConnectionService, StreamService, KVStoreService, EventService, JobService] as const;
+  private readonly dueIndex: DueIndex;
+  private readonly firing: ScheduleFiring;
+  private readonly lease: LeaseStore;
 
   constructor(
     ctx: ServiceContext,
-    private readonly connection: ConnectionService,
+    connection: ConnectionService,
     private readonly streams: StreamService,
     private readonly kv: KVStoreService,
     private readonly events: EventService,
     private readonly jobs: JobService,
   ) {
     super(ctx);
+    this.dueIndex = new DueIndex(connection, kv, ctx.names.buckets.schedules);
+    this.firing = new ScheduleFiring(ctx, kv, events, jobs, this.dueIndex);
+    this.lease = new LeaseStore(ctx, streams, kv);
   }
 
   private get bucket(): string {
@@ -216,7 +151,7 @@ export class SchedulerService extends BaseService {
         }),
       );
       const entries = created.filter(Boolean).map((c) => c.entry);
-      if (entries.length > 0) await this.index(entries);
+      if (entries.length > 0) await this.dueIndex.index(entries);
       results.forEach((r, k) => {
         if (r instanceof Error || !r.scheduled || r.duplicate) return;
         const item = chunk[k] as { input: EnqueueInput; atMs: number };
@@ -235,7 +170,7 @@ export class SchedulerService extends BaseService {
   /** Cancels a job; a delayed one is also removed from the schedule, so it can never fire. */
   async cancel(id: string, reason?: string) {
     const record = await this.jobs.cancel(id, reason);
-    await this.purgeKey(delayedKey(id));
+    await this.dueIndex.purgeKey(delayedKey(id));
     return record;
   }
 
@@ -249,7 +184,7 @@ export class SchedulerService extends BaseService {
       const existing = await this.kv.getJson<ScheduleDoc>(this.bucket, scheduleKey(validateScheduleName(input.name)));
       const doc = buildSchedule(input, now, existing?.value);
       if (doc.nextRunAt && !doc.paused && doc.nextRunAt !== existing?.value.nextRunAt) {
-        await this.index([{ k: "s", id: doc.name, at: fireAtOf(doc, Date.parse(doc.nextRunAt)) }]);
+        await this.dueIndex.index([{ k: "s", id: doc.name, at: fireAtOf(doc, Date.parse(doc.nextRunAt)) }]);
       }
       try {
         const revision = existing
@@ -298,7 +233,7 @@ export class SchedulerService extends BaseService {
       if (r.nextMs === undefined) delete next.nextRunAt;
       else {
         next.nextRunAt = iso(r.nextMs);
-        await this.index([{ k: "s", id: doc.name, at: fireAtOf(doc, r.nextMs) }]);
+        await this.dueIndex.index([{ k: "s", id: doc.name, at: fireAtOf(doc, r.nextMs) }]);
       }
       return next;
     }, ScheduleEventType.resumed);
@@ -308,7 +243,7 @@ export class SchedulerService extends BaseService {
 
   async remove(name: string): Promise<ScheduleInfo> {
     const info = await this.get(name);
-    await this.purgeKey(scheduleKey(info.name));
+    await this.dueIndex.purgeKey(scheduleKey(info.name));
     this.emitSchedule(ScheduleEventType.removed, info, {});
     return info;
   }
@@ -343,300 +278,69 @@ export class SchedulerService extends BaseService {
       }
     }
   }
-
   private emitSchedule(type: ScheduleEventType, doc: Pick<ScheduleDoc, "name" | "job">, extra: { dueAt?: string; firedJob?: string; count?: number; reason?: string }): void {
-    this.events.emit({ type, queue: SCHEDULE_EVENTS_QUEUE, jobId: doc.name, task: doc.job.task, ...extra });
+    emitScheduleEvent(this.events, type, doc, extra);
   }
 
   // -------------------------------------------------------------------------------------
-  // The due-time index.
+  // The due-time index (src/services/due-index.ts).
 
-  /**
-   * Adds index entries. Each slot hands out entry numbers with a compare-and-set counter;
-   * after writing, the cursor is read: an entry in a slot the scheduler has already swept
-   * is written again after the cursor (so it is never left behind, whatever the clocks say).
-   */
-  async index(entries: ReadonlyArray<Omit<IndexEntry, "v">>, attempt = 0): Promise<void> {
-    const bySlot = new Map<number, Array<Omit<IndexEntry, "v">>>();
-    for (const e of entries) {
-      const s = slotOf(e.at);
-      bySlot.set(s, [...(bySlot.get(s) ?? []), e]);
-    }
-    return this.indexInto(bySlot, attempt);
-  }
-
-  private async indexInto(bySlot: Map<number, Array<Omit<IndexEntry, "v">>>, attempt: number): Promise<void> {
-    const written: Array<{ slot: number; key: string; entry: Omit<IndexEntry, "v"> }> = [];
-    await Promise.all(
-      [...bySlot].map(async ([slot, list]) => {
-        const first = await this.allocate(slot, list.length);
-        await Promise.all(
-          list.map((entry, j) => {
-            const key = dueKey(slot, first + j);
-            written.push({ slot, key, entry });
-            return this.kv.putJson<IndexEntry>(this.bucket, key, { v: SCHEDULE_VERSION, ...entry });
-          }),
-        );
-      }),
-    );
-    const cursor = await this.loadCursor(slotOf(Date.now()) - 1);
-    const behind = written.filter((w) => w.slot <= cursor);
-    if (behind.length === 0) return;
-    if (attempt >= 10) throw new ConflictError("could not index a due time: the scheduler's cursor kept moving past it");
-    await this.indexInto(new Map([[cursor + 1, behind.map((b) => b.entry)]]), attempt + 1);
-    await Promise.all(behind.map((b) => this.purgeKey(b.key)));
-  }
-
-  /** Reserves `count` entry numbers in `slot`; returns the first. */
-  private async allocate(slot: number, count: number): Promise<number> {
-    const key = slotCounterKey(slot);
-    for (let attempt = 0; ; attempt++) {
-      const cur = await this.kv.getJson<SlotCounter>(this.bucket, key);
-      try {
-        if (!cur) {
-          await this.kv.createJson<SlotCounter>(this.bucket, key, { v: SCHEDULE_VERSION, n: count });
-          return 0;
-        }
-        await this.kv.updateJson<SlotCounter>(this.bucket, key, { v: SCHEDULE_VERSION, n: cur.value.n + count }, cur.revision);
-        return cur.value.n;
-      } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= 100) throw err;
-        await pause(Math.random() * Math.min(50, 2 ** attempt));
-      }
-    }
+  /** Adds index entries (see DueIndex.index). */
+  index(entries: ReadonlyArray<Omit<IndexEntry, "v">>, attempt = 0): Promise<void> {
+    return this.dueIndex.index(entries, attempt);
   }
 
   /** The cursor (every slot <= it has been swept), created at `initial` when there is none. */
-  async loadCursor(initial: number): Promise<number> {
-    for (let attempt = 0; ; attempt++) {
-      const cur = await this.kv.getJson<CursorDoc>(this.bucket, CURSOR_KEY);
-      if (cur) return cur.value.slot;
-      try {
-        await this.kv.createJson<CursorDoc>(this.bucket, CURSOR_KEY, { v: SCHEDULE_VERSION, slot: initial, at: iso(Date.now()) });
-        return initial;
-      } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= CAS_ATTEMPTS) throw err;
-      }
-    }
+  loadCursor(initial: number): Promise<number> {
+    return this.dueIndex.loadCursor(initial);
   }
 
   /** Moves the cursor forward (never back), with compare-and-set. */
-  async saveCursor(slot: number, by?: string): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      const cur = await this.kv.getJson<CursorDoc>(this.bucket, CURSOR_KEY);
-      if (cur && cur.value.slot >= slot) return;
-      const doc: CursorDoc = { v: SCHEDULE_VERSION, slot, at: iso(Date.now()), ...(by ? { by } : {}) };
-      try {
-        if (cur) await this.kv.updateJson(this.bucket, CURSOR_KEY, doc, cur.revision);
-        else await this.kv.createJson(this.bucket, CURSOR_KEY, doc);
-        return;
-      } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= CAS_ATTEMPTS) throw err;
-      }
-    }
+  saveCursor(slot: number, by?: string): Promise<void> {
+    return this.dueIndex.saveCursor(slot, by);
   }
 
   /** Removes a key and its history without leaving a delete marker (a literal-subject purge). */
-  async purgeKey(key: string, upToRevision?: number): Promise<void> {
-    const jsm = await this.connection.manager();
-    const filter = `$KV.${this.bucket}.${key}`;
-    try {
-      await jsm.streams.purge(kvStreamName(this.bucket), upToRevision !== undefined ? { filter, seq: upToRevision + 1 } : { filter });
-    } catch (err) {
-      throw toNaqError(err, `removing ${this.bucket}/${key}`);
-    }
+  purgeKey(key: string, upToRevision?: number): Promise<void> {
+    return this.dueIndex.purgeKey(key, upToRevision);
   }
+
+  // -------------------------------------------------------------------------------------
+  // Firing (src/services/scheduler-fire.ts).
 
   /** Runs one due scan as the process holding `guard`. */
-  async triggerDue(scan: DueScanner, guard: LeaseGuard, nowMs = Date.now()): Promise<TickReport> {
-    const report: TickReport = { fired: [], skipped: [], processed: 0, more: false };
-    const r = await scan.tick(nowMs, this.dueIO(guard, report));
-    return { ...report, processed: r.processed, nextWakeAt: r.nextWakeAt, more: r.more };
-  }
-
-  private dueIO(guard: LeaseGuard, report: TickReport): DueIndexIO {
-    return {
-      loadCursor: (initial) => this.loadCursor(initial),
-      saveCursor: (slot) => this.saveCursor(slot, guard.id),
-      slotCount: async (slot) => (await this.kv.getJson<SlotCounter>(this.bucket, slotCounterKey(slot)))?.value.n ?? 0,
-      readEntries: (slot, indexes) =>
-        Promise.all(indexes.map(async (i) => (await this.kv.getJson<IndexEntry>(this.bucket, dueKey(slot, i)))?.value)),
-      process: (key, entry, now) => (entry.k === "d" ? this.fireDelayed(key, entry, now, guard, report) : this.fireSchedule(key, entry, now, guard, report)),
-      moveForward: async (slot, list) => {
-        await this.index(list.map((l) => ({ k: l.entry.k, id: l.entry.id, at: l.entry.at })));
-        await Promise.all(list.map((l) => this.purgeKey(dueKey(slot, l.index))));
-      },
-      dropSlot: (slot) => this.purgeKey(slotCounterKey(slot)),
-    };
+  triggerDue(scan: DueScanner, guard: LeaseGuard, nowMs = Date.now()): Promise<TickReport> {
+    return this.firing.triggerDue(scan, guard, nowMs);
   }
 
   // -------------------------------------------------------------------------------------
-  // Firing.
-
-  /** Republishing a claimed run is safe (Msg-Id dedup) this long after the claim. */
-  private get dedupSafeMs(): number {
-    return Math.floor(this.config.streams.jobs.duplicateWindow * 0.75);
-  }
-
-  /** Whether a claimed job made it out: within the dedup window we just publish again. */
-  private async mayRepublish(jobId: string, claimedAt: string, now: number): Promise<boolean> {
-    if (now - Date.parse(claimedAt) <= this.dedupSafeMs) return true;
-    try {
-      await this.jobs.status(jobId);
-      return false; // it has events or a record: it was published
-    } catch (err) {
-      if (err instanceof NotFoundError) return true;
-      throw err;
-    }
-  }
-
-  private async isCancelled(id: string): Promise<boolean> {
-    return (await this.kv.get(this.names.buckets.cancels, id)) !== undefined;
-  }
-
-  private async fireDelayed(key: string, e: IndexEntry, now: number, guard: LeaseGuard, report: TickReport): Promise<ProcessResult> {
-    if (e.at > now) return "wait";
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const cur = await this.kv.getJson<DelayedDoc>(this.bucket, delayedKey(e.id));
-      if (!cur) break; // fired, cancelled, or never completed: nothing to do
-      const doc = cur.value;
-      if (await this.isCancelled(e.id)) {
-        await this.purgeKey(delayedKey(e.id), cur.revision);
-        break;
-      }
-      let revision = cur.revision;
-      let recovered = false;
-      if (doc.firing) {
-        recovered = true;
-        if (!(await this.mayRepublish(doc.job.id, doc.firing.at, now))) {
-          await this.purgeKey(delayedKey(e.id), revision);
-          break;
-        }
-      } else {
-        guard.check();
-        try {
-          revision = await this.kv.updateJson<DelayedDoc>(this.bucket, delayedKey(e.id), { ...doc, firing: { at: iso(now), by: guard.id } }, revision);
-        } catch (err) {
-          if (err instanceof ConflictError) continue; // changed under us: look again
-          throw err;
-        }
-      }
-      guard.check();
-      const r = await this.jobs.publish({ ...doc.job, enqueuedAt: iso(now) }, doc.job.id);
-      await this.purgeKey(delayedKey(e.id), revision);
-      if (!recovered || !r.duplicate) {
-        const due = Date.parse(doc.dueAt);
-        report.fired.push({ kind: "delayed", name: doc.job.id, jobId: doc.job.id, queue: doc.job.queue, task: doc.job.task, dueAt: doc.dueAt, firedAt: iso(now), lateMs: Math.max(0, now - due), recovered, duplicate: r.duplicate });
-      }
-      break;
-    }
-    await this.purgeKey(key);
-    return "done";
-  }
-
-  private async fireSchedule(key: string, e: IndexEntry, now: number, guard: LeaseGuard, report: TickReport): Promise<ProcessResult> {
-    if (e.at > now) return "wait";
-    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const cur = await this.kv.getJson<ScheduleDoc>(this.bucket, scheduleKey(e.id));
-      if (!cur) break;
-      let doc = cur.value;
-      let revision = cur.revision;
-      // A run claimed through this very entry may not have been published (crash in between).
-      if (doc.inflight && doc.inflight.entry === key && (await this.mayRepublish(doc.inflight.jobId, doc.inflight.at, now))) {
-        const due = Date.parse(doc.inflight.dueAt);
-        guard.check();
-        const r = await this.jobs.publish(envelopeFor(doc, due, now, doc.inflight.jobId));
-        if (!r.duplicate) this.recordFire(doc, due, doc.inflight.jobId, now, true, false, report);
-      }
-      if (doc.paused || !doc.nextRunAt || fireAtOf(doc, Date.parse(doc.nextRunAt)) > now) break; // stale entry
-      let fired = 0;
-      let conflict = false;
-      for (;;) {
-        const step = planStep(doc, now);
-        if (step.kind === "wait" || step.kind === "ended") break;
-        if (fired >= MAX_RUNS_PER_ENTRY) return "again";
-        const next: ScheduleDoc = { ...doc, updatedAt: iso(now) };
-        if (step.nextMs === undefined) delete next.nextRunAt;
-        else next.nextRunAt = iso(step.nextMs);
-        if (step.kind === "fire") {
-          const jobId = scheduleJobId(doc.name, step.dueMs);
-          Object.assign(next, { runs: doc.runs + 1, lastRunAt: iso(step.dueMs), lastJobId: jobId, lastFiredAt: iso(now) });
-          next.inflight = { jobId, dueAt: iso(step.dueMs), entry: key, at: iso(now) };
-        }
-        const nextFire = step.nextMs !== undefined ? fireAtOf(doc, step.nextMs) : undefined;
-        // The next run gets its index entry before the document points at it.
-        if (nextFire !== undefined && nextFire > now) await this.index([{ k: "s", id: doc.name, at: nextFire }]);
-        guard.check();
-        try {
-          revision = await this.kv.updateJson(this.bucket, scheduleKey(doc.name), next, revision);
-        } catch (err) {
-          if (!(err instanceof ConflictError)) throw err;
-          conflict = true;
-          break;
-        }
-        if (step.kind === "skip") {
-          const skip: SkipInfo = { name: doc.name, count: step.count, capped: step.capped, firstDueAt: iso(step.firstMs), lastDueAt: iso(step.lastMs), reason: `missed (policy ${doc.misfire})` };
-          report.skipped.push(skip);
-          this.emitSchedule(ScheduleEventType.misfireSkipped, doc, { count: step.count, dueAt: skip.firstDueAt, reason: `${step.capped ? "at least " : ""}${step.count} missed run(s) up to ${skip.lastDueAt} skipped (policy ${doc.misfire})` });
-        } else {
-          guard.check();
-          const r = await this.jobs.publish(envelopeFor(doc, step.dueMs, now));
-          this.recordFire(doc, step.dueMs, next.lastJobId as string, now, false, r.duplicate, report);
-          fired++;
-        }
-        doc = next;
-      }
-      if (!conflict) break;
-    }
-    await this.purgeKey(key);
-    return "done";
-  }
-
-  private recordFire(doc: ScheduleDoc, dueMs: number, jobId: string, now: number, recovered: boolean, duplicate: boolean, report: TickReport): void {
-    report.fired.push({ kind: "schedule", name: doc.name, jobId, queue: doc.job.queue, task: doc.job.task, dueAt: iso(dueMs), firedAt: iso(now), lateMs: Math.max(0, now - dueMs), recovered, duplicate });
-    if (!duplicate) this.emitSchedule(ScheduleEventType.fired, doc, { firedJob: jobId, dueAt: iso(dueMs), ...(recovered ? { reason: "published again after a crash" } : {}) });
-  }
-
-  // -------------------------------------------------------------------------------------
-  // Leader lease (`<ns>_leader`, key `leader`, TTL = the bucket's max age).
+  // Leader lease (src/services/scheduler-lease.ts).
 
   /** The lease TTL the server enforces (the leader bucket's max age), else the configured one. */
-  async leaseTtlMs(): Promise<number> {
-    await this.kv.bucket(this.names.buckets.leader);
-    const si = await this.streams.find(kvStreamName(this.names.buckets.leader));
-    const maxAge = si ? Math.round(si.config.max_age / 1_000_000) : 0;
-    return maxAge > 0 ? maxAge : this.config.kv.leaderTtl;
+  leaseTtlMs(): Promise<number> {
+    return this.lease.ttlMs();
   }
 
   leaseDoc(id: string, since: number, ttlMs: number, now = Date.now()): LeaseDoc {
-    return { v: SCHEDULE_VERSION, id, host: hostname(), pid: process.pid, since: iso(since), renewedAt: iso(now), expiresAt: iso(now + ttlMs) };
+    return this.lease.doc(id, since, ttlMs, now);
   }
 
   /** Takes the lease if nobody holds it (insert-only create): its revision, or undefined when held. */
-  async acquireLease(doc: LeaseDoc): Promise<number | undefined> {
-    try {
-      return await this.kv.createJson(this.names.buckets.leader, LEASE_KEY, doc);
-    } catch (err) {
-      if (err instanceof ConflictError) return undefined;
-      throw err;
-    }
+  acquireLease(doc: LeaseDoc): Promise<number | undefined> {
+    return this.lease.acquire(doc);
   }
 
   /** Renews a held lease (compare-and-set on its revision); ConflictError when it was lost. */
-  async renewLease(doc: LeaseDoc, revision: number): Promise<number> {
-    return this.kv.updateJson(this.names.buckets.leader, LEASE_KEY, doc, revision);
+  renewLease(doc: LeaseDoc, revision: number): Promise<number> {
+    return this.lease.renew(doc, revision);
   }
 
   /** Gives the lease up at once, if it is still ours. */
-  async releaseLease(revision: number): Promise<void> {
-    try {
-      await this.kv.delete(this.names.buckets.leader, LEASE_KEY, revision);
-    } catch (err) {
-      if (!(err instanceof ConflictError)) throw err;
-    }
+  releaseLease(revision: number): Promise<void> {
+    return this.lease.release(revision);
   }
 
-  async leaseHolder(): Promise<LeaseDoc | undefined> {
-    return (await this.kv.getJson<LeaseDoc>(this.names.buckets.leader, LEASE_KEY))?.value;
+  leaseHolder(): Promise<LeaseDoc | undefined> {
+    return this.lease.holder();
   }
 }

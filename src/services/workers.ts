@@ -62,8 +62,7 @@ export class WorkerService extends BaseService {
 
   /** Live workers (their heartbeat has not expired), by id. */
   async list(): Promise<WorkerInfo[]> {
-    // A key rewritten while the listing runs (a heartbeat) can be listed twice.
-    const keys = [...new Set(await this.kv.keys(this.bucket))];
+    const keys = await this.kv.keys(this.bucket);
     const infos = await Promise.all(keys.map((k) => this.get(k)));
     return infos.filter((w): w is WorkerInfo => w !== undefined).sort((a, b) => a.id.localeCompare(b.id));
   }

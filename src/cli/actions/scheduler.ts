@@ -5,13 +5,15 @@ import { parseTime } from "../../model/cron.js";
 import { formatDuration } from "../../model/duration.js";
 import { NaqError, UsageError, ValidationError } from "../../model/errors.js";
 import type { JsonValue } from "../../model/job.js";
-import { describeRecurrence, upcoming, type MisfirePolicy } from "../../model/schedule.js";
+import { describeRecurrence, type MisfirePolicy } from "../../model/schedule.js";
+import { upcoming } from "../../model/schedule-timing.js";
 import { SchedulerService, type FireInfo, type ScheduleInfo, type SkipInfo } from "../../services/scheduler.js";
 import { Scheduler } from "../../scheduler/scheduler.js";
 import type { Action } from "../act.js";
 import { confirm } from "../confirm.js";
 import { cliLogger, openServices, type CliContext } from "../context.js";
 import { formatAge } from "../format.js";
+import { labelsOf } from "../parse.js";
 
 interface AddOpts {
   cron?: string;
@@ -54,17 +56,6 @@ async function readPayload(arg: unknown, data: string | undefined): Promise<Json
   } catch (err) {
     throw new UsageError(`payload from ${from} is not valid JSON (${(err as Error).message}); quote it for the shell, e.g. '{"user": 42}'`);
   }
-}
-
-function labelsOf(labels: string[] | undefined): Record<string, string> | undefined {
-  if (!labels) return undefined;
-  const out: Record<string, string> = {};
-  for (const l of labels) {
-    const eq = l.indexOf("=");
-    if (eq <= 0) throw new UsageError(`--label takes key=value, got "${l}"`);
-    out[l.slice(0, eq)] = l.slice(eq + 1);
-  }
-  return out;
 }
 
 /** A time option: ISO 8601 with an offset, or without one when --tz names the zone. */

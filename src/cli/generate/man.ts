@@ -3,7 +3,7 @@
  * the program, global options, environment, files and exit codes, and naq-<group>(1)
  * for each command group.
  */
-import { ENV_VARS } from "../../config/load.js";
+import { ENV_VARS } from "../../config/env.js";
 import { EXIT_CODES_HELP } from "../exit.js";
 import { DESCRIPTION, FILES, GROUP_PROSE } from "./man-prose.js";
 import type { CommandSpec, OptionSpec } from "./tree.js";
