@@ -11,9 +11,8 @@
  * in flight when the pause arrives is stopped. Jobs already delivered still run.
  */
 import { hostname } from "node:os";
-import { randomBytes } from "node:crypto";
 import { loadConfig } from "../config/load.js";
-import { configSchema, queueSettings, type NaqConfig, type NaqConfigInput } from "../config/schema.js";
+import { configSchema, queueSettings, type NaqConfig } from "../config/schema.js";
 import { coerceError, UsageError } from "../model/errors.js";
 import { EXEC_TASK } from "../model/exec.js";
 import { WorkerEventType, WORKER_EVENTS_QUEUE } from "../model/events.js";
@@ -31,77 +30,13 @@ import { ExecRunner } from "./exec-task.js";
 import { execute, JobCancelledError, RunningJob, WorkerStoppingError, type ExecDeps, type Outcome } from "./execute.js";
 import { handlersFromObject, type Handler, type Handlers } from "./handlers.js";
 import { SlotPool } from "./slots.js";
+import { pullLoop, type PullHost } from "./pull-loop.js";
+import { follow, workerLoops } from "./background.js";
+import { isValidated, jobEventInfo, NAQ_VERSION, workerIdFor, type CloseOptions, type WorkerEvents, type WorkerOptions } from "./options.js";
+
+export { NAQ_VERSION, type CloseOptions, type JobEventInfo, type WorkerEvents, type WorkerOptions } from "./options.js";
 import { TypedEmitter } from "./typed-emitter.js";
 
-export const NAQ_VERSION = "0.1.0";
-
-export interface WorkerOptions {
-  /** Queues to take jobs from; the first listed has priority. Default ["default"]. */
-  queues?: string[];
-  handlers: Handlers | ReadonlyMap<string, Handler>;
-  /** Jobs run at once by this worker (default: config worker.concurrency). */
-  concurrency?: number;
-  /** On close, how long running jobs may take to finish (default: config worker.grace). */
-  graceMs?: number;
-  /** Stop when the queues are empty and nothing runs. */
-  burst?: boolean;
-  /** Stop after this many jobs were taken. */
-  maxJobs?: number;
-  /** Stop after being idle (no job running or received) this long. */
-  maxIdleMs?: number;
-  name?: string;
-  /** Validated config, or input to validate; default: loaded like the CLI does (files + env). */
-  config?: NaqConfig | NaqConfigInput;
-  logger?: Logger;
-  /** Include stack traces in job errors. */
-  verbose?: boolean;
-  /**
-   * Commands this worker runs as built-in `exec` jobs: names (resolved on PATH at start)
-   * or absolute paths. Without it, exec jobs are dead-lettered. `*` is refused.
-   */
-  allowExec?: string[];
-  /** For exec jobs: time between SIGTERM and SIGKILL of the process group (default 5s). */
-  execKillGraceMs?: number;
-}
-
-export interface JobEventInfo {
-  outcome: Outcome["kind"];
-  id: string;
-  queue: string;
-  task?: string;
-  attempt: number;
-  durationMs?: number;
-  delayMs?: number;
-  error?: string;
-  reason?: string;
-}
-
-export type WorkerEvents = {
-  job: (info: JobEventInfo) => void;
-  /** A heartbeat was written. */
-  heartbeat: (at: Date) => void;
-  /** A queue was paused or resumed (also for flags found at start). */
-  pause: (info: { queue: string; paused: boolean }) => void;
-  /** An operator asked this worker to stop (`naq worker stop`). */
-  stopRequested: (req: StopRequest) => void;
-  error: (err: Error) => void;
-  stopped: (info: { processed: number; failed: number; forced: boolean }) => void;
-};
-
-export interface CloseOptions {
-  graceMs?: number;
-  /** Release running jobs at once (NAK) instead of waiting for them. */
-  force?: boolean;
-}
-
-const PULL_EXPIRES_MS = 2_000;
-/** Pulls one queue loop keeps open at once (the consumer allows 512 waiting pulls in all). */
-const MAX_OPEN_PULLS = 4;
-
-function workerIdFor(name?: string): string {
-  const base = (name ?? hostname()).replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 40) || "worker";
-  return `${base}-${process.pid}-${randomBytes(3).toString("hex")}`;
-}
 
 export class Worker extends TypedEmitter<WorkerEvents> {
   readonly id: string;
@@ -221,15 +156,15 @@ export class Worker extends TypedEmitter<WorkerEvents> {
 
     const names = this.services.ctx.names;
     this.cancelWatch = await kv.watch(names.buckets.cancels, {}, () => undefined);
-    void this.followCancels(this.cancelWatch);
+    void follow(this.cancelWatch, (e) => this.onCancel(e), this.onWatchError);
     // Watch first, then read: a pause set in between is seen by one or the other.
     const pauseWatch = await control.watchPauses();
     this.pauseWatch = pauseWatch;
     for (const q of (await control.paused()).keys()) this.setPaused(q, true);
-    void this.followPauses(pauseWatch);
+    void follow(pauseWatch, (e) => this.setPaused(e.queue, e.paused), this.onWatchError);
     const stopWatch = await control.watchStop(this.id);
     this.stopWatch = stopWatch;
-    void this.followStop(stopWatch);
+    void follow(stopWatch, (req) => this.onStopRequest(req), this.onWatchError);
 
     const deps: ExecDeps = {
       workerId: this.id,
@@ -247,74 +182,43 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       verbose: this.opts.verbose,
     };
 
-    const heartbeat = new BackgroundTask({
-      name: "worker heartbeat",
-      intervalMs: this.config.worker.heartbeat,
-      step: async () => {
+    this.tasks = workerLoops({
+      heartbeatMs: this.config.worker.heartbeat,
+      ackWaitMs: Math.min(...this.queues.map((q) => queueSettings(this.config as NaqConfig, q).ackWait)),
+      maxIdleMs: this.opts.maxIdleMs,
+      logger: this.logger,
+      heartbeat: async () => {
         await workers.heartbeat(this.info());
         this.lastHeartbeatAt = new Date();
         this.emit("heartbeat", this.lastHeartbeatAt);
       },
-      maxConsecutiveFailures: 0,
-      logger: this.logger,
-      unref: true,
-    });
-    const ackWait = Math.min(...this.queues.map((q) => queueSettings(this.config as NaqConfig, q).ackWait));
-    const inProgress = new BackgroundTask({
-      name: "in-progress acks",
-      intervalMs: Math.max(250, Math.floor(ackWait / 3)),
-      runImmediately: false,
-      step: async () => {
+      touchRunning: () => {
         for (const r of this.running) r.delivery.working();
       },
-      maxConsecutiveFailures: 0,
-      logger: this.logger,
-      unref: true,
+      idleFor: (ms) => this.running.size === 0 && Date.now() - this.lastActivity >= ms,
+      onIdle: () => this.stopFetching(),
     });
-    this.tasks = [heartbeat, inProgress];
-    if (this.opts.maxIdleMs !== undefined) {
-      const maxIdle = this.opts.maxIdleMs;
-      this.tasks.push(
-        new BackgroundTask({
-          name: "idle check",
-          intervalMs: Math.max(100, Math.min(1_000, maxIdle / 4)),
-          runImmediately: false,
-          step: async () => {
-            if (this.running.size === 0 && Date.now() - this.lastActivity >= maxIdle) this.stopFetching();
-          },
-          unref: true,
-        }),
-      );
-    }
     this.status = "running";
     await workers.register(this.info());
     this.lastHeartbeatAt = new Date();
     events.emit({ type: WorkerEventType.started, queue: WORKER_EVENTS_QUEUE, jobId: this.id, worker: this.id });
     for (const t of this.tasks) t.start();
-    this.loops = this.queues.map((q, i) => this.pullLoop(q, i, queues, deps));
+    const host = this.pullHost(queues, deps);
+    this.loops = this.queues.map((q, i) => pullLoop(host, q, i));
   }
 
-  private async followCancels(watch: Watcher<unknown>): Promise<void> {
-    try {
-      for await (const e of watch) {
-        if (e.operation !== "PUT") continue;
-        this.cancelled.add(e.key);
-        for (const r of this.running) {
-          if (r.job?.id === e.key) r.controller.abort(new JobCancelledError("cancelled by request"));
-        }
-      }
-    } catch (err) {
-      if (!this.stopping) this.emit("error", coerceError(err));
+  /** Cancel requests: remembered (a queued job is then skipped) and fired at a running job. */
+  private onCancel(e: { key: string; operation: string }): void {
+    if (e.operation !== "PUT") return;
+    this.cancelled.add(e.key);
+    for (const r of this.running) {
+      if (r.job?.id === e.key) r.controller.abort(new JobCancelledError("cancelled by request"));
     }
   }
 
-  private async followPauses(watch: Follow<{ queue: string; paused: boolean }>): Promise<void> {
-    try {
-      for await (const e of watch) this.setPaused(e.queue, e.paused);
-    } catch (err) {
-      if (!this.stopping) this.emit("error", coerceError(err));
-    }
-  }
+  private onWatchError = (err: unknown): void => {
+    if (!this.stopping) this.emit("error", coerceError(err));
+  };
 
   private setPaused(queue: string, paused: boolean): void {
     if (!this.queues.includes(queue) || this.paused.has(queue) === paused) return;
@@ -329,17 +233,11 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     this.emit("pause", { queue, paused });
   }
 
-  private async followStop(watch: Follow<StopRequest | undefined>): Promise<void> {
-    try {
-      for await (const req of watch) {
-        if (!req || this.stopRequest) continue;
-        this.stopRequest = req;
-        this.emit("stopRequested", req);
-        void this.close(req.graceMs !== undefined ? { graceMs: req.graceMs } : {});
-      }
-    } catch (err) {
-      if (!this.stopping) this.emit("error", coerceError(err));
-    }
+  private onStopRequest(req: StopRequest | undefined): void {
+    if (!req || this.stopRequest) return;
+    this.stopRequest = req;
+    this.emit("stopRequested", req);
+    void this.close(req.graceMs !== undefined ? { graceMs: req.graceMs } : {});
   }
 
   /** Wakes pull loops waiting for a change (resume, stop). */
@@ -351,6 +249,29 @@ export class Worker extends TypedEmitter<WorkerEvents> {
 
   private changed(): Promise<void> {
     return new Promise((resolve) => this.wakers.push(resolve));
+  }
+
+  private pullHost(queues: QueueService, deps: ExecDeps): PullHost {
+    return {
+      pool: this.pool as SlotPool,
+      queueCount: this.queues.length,
+      stopping: () => this.stopping,
+      paused: (q) => this.paused.has(q),
+      changed: () => this.changed(),
+      setIdle: (q, idle) => {
+        if (idle) this.idleQueues.add(q);
+        else this.idleQueues.delete(q);
+        this.checkBurst();
+      },
+      jobsLeft: () => (this.opts.maxJobs === undefined ? undefined : this.opts.maxJobs - this.taken - this.pulledNotTaken),
+      expect: (n) => void (this.pulledNotTaken += n),
+      stopFetching: () => this.stopFetching(),
+      dispatch: (d) => this.dispatch(d, deps),
+      fetch: (q, max, expiresMs) => queues.fetch(q, max, expiresMs),
+      track: (b, q) => void this.batches.set(b, q),
+      untrack: (b) => void this.batches.delete(b),
+      error: (err) => this.emit("error", err),
+    };
   }
 
   private checkBurst(): void {
@@ -380,119 +301,6 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       lastHeartbeat: new Date().toISOString(),
       version: NAQ_VERSION,
     };
-  }
-
-  /**
-   * One queue's pulls. Each pull asks for as many jobs as there are free slots and is
-   * consumed in the background, so a new pull goes out as soon as a slot frees (while
-   * earlier pulls are still open), instead of after the previous batch ended; slots freed
-   * in the same turn are gathered into one pull. At most MAX_OPEN_PULLS are open at once.
-   */
-  private async pullLoop(queue: string, priority: number, queues: QueueService, deps: ExecDeps): Promise<void> {
-    const pool = this.pool as SlotPool;
-    const open = new Set<Promise<void>>();
-    let idle = false;
-    let failures = 0;
-    while (!this.stopping) {
-      if (failures > 0) await sleep(Math.min(5_000, 250 * 2 ** Math.min(failures, 5)));
-      if (this.stopping) break;
-      if (this.paused.has(queue)) {
-        // Paused: no pull requests until resumed (or stopped); counts as idle for --burst.
-        this.idleQueues.add(queue);
-        this.checkBurst();
-        if (!this.stopping) await this.changed();
-        continue;
-      }
-      // Several pulls at once only while jobs are flowing: on an empty queue one long poll is enough.
-      if (open.size >= (idle ? 1 : MAX_OPEN_PULLS)) {
-        await Promise.race(open);
-        continue;
-      }
-      // An idle queue asks for one slot, leaving the rest to lower-priority queues.
-      const want = idle && this.queues.length > 1 ? 1 : pool.capacity;
-      let n = await pool.reserve(priority, want);
-      if (n > 0 && n < want && open.size > 0) {
-        // Let the jobs finishing in this turn hand back their slots, then pull for all of them.
-        await new Promise((r) => setImmediate(r));
-        n += pool.tryReserve(priority, want - n);
-      }
-      if (this.stopping || n === 0 || this.paused.has(queue)) {
-        pool.release(n);
-        if (this.stopping || n === 0) break;
-        continue;
-      }
-      if (this.opts.maxJobs !== undefined) {
-        const left = this.opts.maxJobs - this.taken - this.pulledNotTaken;
-        if (left <= 0) {
-          pool.release(n);
-          if (open.size === 0) {
-            this.stopFetching();
-            break;
-          }
-          await Promise.race(open);
-          continue;
-        }
-        if (n > left) {
-          pool.release(n - left);
-          n = left;
-        }
-      }
-      let batch: FetchBatch;
-      try {
-        batch = await queues.fetch(queue, n, PULL_EXPIRES_MS);
-        failures = 0;
-      } catch (err) {
-        pool.release(n);
-        if (this.stopping) break;
-        failures++;
-        this.emit("error", coerceError(err));
-        continue;
-      }
-      this.pulledNotTaken += n;
-      const consuming: Promise<void> = this.consumeBatch(queue, batch, n, deps).then(({ got, failed }) => {
-        open.delete(consuming);
-        failures = failed ? failures + 1 : 0;
-        idle = got === 0;
-        // Empty only when this pull found nothing and no other pull is still open.
-        if (idle && open.size === 0) this.idleQueues.add(queue);
-        else if (!idle) this.idleQueues.delete(queue);
-        this.checkBurst();
-      });
-      open.add(consuming);
-    }
-    await Promise.allSettled(open);
-  }
-
-  /** Runs the jobs of one pull as they arrive; returns how many arrived and whether the pull failed. */
-  private async consumeBatch(queue: string, batch: FetchBatch, reserved: number, deps: ExecDeps): Promise<{ got: number; failed: boolean }> {
-    const pool = this.pool as SlotPool;
-    this.batches.set(batch, queue);
-    if (this.paused.has(queue)) batch.stop();
-    let got = 0;
-    let dispatched = 0;
-    let failed = false;
-    try {
-      for await (const d of batch) {
-        got++;
-        if (this.stopping || dispatched >= reserved) {
-          d.nak();
-          continue;
-        }
-        this.pulledNotTaken--;
-        this.dispatch(d, deps);
-        dispatched++;
-      }
-    } catch (err) {
-      failed = true;
-      if (!this.stopping) this.emit("error", coerceError(err));
-    } finally {
-      this.batches.delete(batch);
-      this.pulledNotTaken -= reserved - dispatched;
-      // A dispatched job holds its slot until its handler settles (dispatch releases it);
-      // return only the rest. Releasing a running job's slot here would let shutdown cut it short.
-      pool.release(reserved - dispatched);
-    }
-    return { got, failed };
   }
 
   private dispatch(d: Delivery, deps: ExecDeps): void {
@@ -544,33 +352,9 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   }
 
   private report(o: Outcome, d: Delivery): void {
-    const job = "job" in o ? o.job : undefined;
-    const info: JobEventInfo = {
-      outcome: o.kind,
-      id: job?.id ?? ("id" in o ? o.id : poisonId(d.seq)),
-      queue: d.queue,
-      task: job?.task,
-      attempt: "attempt" in o ? o.attempt : d.deliveryCount,
-    };
-    if (o.kind === "completed") {
-      this.processed++;
-      info.durationMs = o.durationMs;
-    } else if (o.kind === "failed") {
-      this.failed++;
-      info.reason = o.reason;
-      info.error = o.error?.message;
-      if (o.durationMs !== undefined) info.durationMs = o.durationMs;
-    } else if (o.kind === "retrying") {
-      info.delayMs = o.delayMs;
-      info.error = o.error.message;
-      info.durationMs = o.durationMs;
-    } else if (o.kind === "waiting") {
-      // Waiting for dependencies is not an attempt.
-      info.attempt = 0;
-      info.delayMs = o.delayMs;
-      info.reason = `waiting for ${o.on.join(", ")}`;
-    }
-    this.emit("job", info);
+    if (o.kind === "completed") this.processed++;
+    else if (o.kind === "failed") this.failed++;
+    this.emit("job", jobEventInfo(o, d));
   }
 
   /** Stops taking new jobs; running ones go on. The worker closes when they are done. */
@@ -642,13 +426,5 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   }
 }
 
-function isValidated(cfg: NaqConfig | NaqConfigInput): cfg is NaqConfig {
-  const c = cfg as NaqConfig;
-  return typeof c.timeout === "number" && typeof c.connection?.connectTimeout === "number" && c.worker !== undefined && c.streams !== undefined;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 export type { JobRecord };
