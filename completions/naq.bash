@@ -59,7 +59,7 @@ _naq_options() {
     'scheduler show') echo '-n --next' ;;
     'scheduler remove') echo '-f --force' ;;
     'scheduler start') echo '--id --tick' ;;
-    'events tail') echo '--queue --job --task --worker --type --since --count --max-wait' ;;
+    'events tail') echo '-Q --queue --job --task --worker --type --since --count --max-wait' ;;
     'events stats') echo '--since --by' ;;
     'stream list') echo '--names --all' ;;
     'stream purge') echo '--subject --keep -f --force' ;;
@@ -90,7 +90,7 @@ _naq_option_values() {
     'scheduler add|-Q'|'scheduler add|--queue') naq queue list --names --timeout 1s 2>/dev/null ;;
     'scheduler add|-d'|'scheduler add|--data') echo __files__ ;;
     'scheduler add|--misfire') echo 'skip catch-up fire-once' ;;
-    'events tail|--queue') naq queue list --names --timeout 1s 2>/dev/null ;;
+    'events tail|-Q'|'events tail|--queue') naq queue list --names --timeout 1s 2>/dev/null ;;
     'events stats|--by') echo 'queue task worker' ;;
     'check workers|-Q'|'check workers|--queue') naq queue list --names --timeout 1s 2>/dev/null ;;
     'config init|--format') echo 'yaml json js' ;;

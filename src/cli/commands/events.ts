@@ -17,12 +17,12 @@ export function eventsCommand(): Command {
     .command("tail")
     .alias("follow")
     .description("print events as they happen (NDJSON with --json); queue, job and type are filtered by the server")
-    .option("--queue <queue>", "only this queue (_worker: worker lifecycle events)")
+    .option("-Q, --queue <queue>", "only this queue (_worker: worker lifecycle events, _schedule: schedule events)")
     .option("--job <id>", "only this job")
     .option("--task <task>", "only this task")
     .option("--worker <id>", "only events published by this worker")
     .option("--type <types>", `only these types, comma-separated or repeated: ${EVENT_TYPES.join(", ")}`, collect)
-    .option("--since <when>", `start with older events: ${SINCE_HELP} (default: only new events)`)
+    .option("--since <when>", `start with older events: ${SINCE_HELP} (default: only new events, also written as new)`)
     .addOption(new Option("--count <n>", "exit 0 after N matching events").argParser((v) => parsePositive(v, "--count")))
     .addOption(
       new Option("--max-wait <duration>", "stop after this long (exit 4 if --count events were not seen by then)").argParser((v) =>

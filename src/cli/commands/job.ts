@@ -56,7 +56,7 @@ export function jobCommand(): Command {
 
   cmd
     .command("status")
-    .description("show where a job is: queued, waiting, running, retrying, completed, failed, cancelled (exit 3 if unknown)")
+    .description("show where a job is: scheduled, queued, waiting, running, retrying, completed, failed, cancelled (exit 3 if unknown)")
     .argument("<id>", "job id")
     .addHelpText("after", examples("naq job status 01JD3X5V8R2M4N6P8Q0S2T4V6W", "naq job status $id --json | jq -r .status"))
     .action(act(async () => (await import("../actions/job.js")).status));
