@@ -11,12 +11,11 @@
 import { spawn } from "node:child_process";
 import { createReadStream } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { startNats } from "./lib/servers.mjs";
 import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
-import { setTimeout as sleep } from "node:timers/promises";
 
 const N = Number(process.env.BENCH_N ?? 50_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -24,48 +23,6 @@ const WINDOW = process.env.BENCH_WINDOW;
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const NAQ = path.join(ROOT, "bin", "naq");
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function startServer(dir) {
-  const port = await freePort();
-  const bin = process.env.NATS_SERVER_BIN ?? "nats-server";
-  const child = spawn(bin, ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", path.join(dir, "js")], { stdio: "ignore" });
-  child.once("error", (err) => {
-    console.error(`cannot start ${bin}: ${err.message} (set NAQ_URL to use a running server)`);
-    process.exit(2);
-  });
-  for (let i = 0; i < 100; i++) {
-    const up = await new Promise((resolve) => {
-      const sock = net.connect(port, "127.0.0.1", () => {
-        sock.end();
-        resolve(true);
-      });
-      sock.once("error", () => resolve(false));
-    });
-    if (up) {
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      return {
-        url: `nats://127.0.0.1:${port}`,
-        stop: async () => {
-          child.kill("SIGTERM");
-          await exited;
-        },
-      };
-    }
-    await sleep(100);
-  }
-  child.kill("SIGKILL");
-  throw new Error("nats-server did not start");
-}
 
 function run(args, env, stdinFile) {
   return new Promise((resolve, reject) => {
@@ -85,7 +42,7 @@ function run(args, env, stdinFile) {
 }
 
 const dir = await mkdtemp(path.join(os.tmpdir(), "naq-bench-ndjson-"));
-const server = process.env.NAQ_URL ? undefined : await startServer(dir);
+const server = process.env.NAQ_URL ? undefined : await startNats();
 const url = process.env.NAQ_URL ?? server.url;
 try {
   const file = path.join(dir, "jobs.ndjson");

@@ -11,11 +11,7 @@
 // the due-time index with direct gets of literal keys, so it should stay near 1. For
 // contrast it times what a wildcard KV key listing of the current slot costs (what the
 // index would cost if read with a subject filter; nats-server 2.9 walks every key).
-import { spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
-import os from "node:os";
-import path from "node:path";
+import { startNats } from "./lib/servers.mjs";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { configSchema, DueScan, KVStoreService, SchedulerService, ServiceManager } from "../dist/index.js";
@@ -24,39 +20,6 @@ const FAR = Number(process.env.BENCH_FAR ?? 100_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);
 const DUE_PER_ROUND = 10;
 
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function startServer() {
-  const dir = await mkdtemp(path.join(os.tmpdir(), "naq-bench-"));
-  const port = await freePort();
-  const bin = process.env.NATS_SERVER_BIN ?? "nats-server";
-  const child = spawn(bin, ["-js", "-a", "127.0.0.1", "-p", String(port), "-sd", dir], { stdio: ["ignore", "ignore", "pipe"] });
-  let log = "";
-  child.stderr.on("data", (d) => (log += d));
-  const url = `nats://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    if (/Server is ready/.test(log)) break;
-    if (child.exitCode !== null) throw new Error(`nats-server exited: ${log}`);
-    await sleep(50);
-  }
-  return {
-    url,
-    async stop() {
-      child.kill("SIGTERM");
-      await new Promise((r) => (child.exitCode !== null ? r() : child.once("exit", r)));
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-}
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -111,7 +74,7 @@ async function round(ns, keep) {
 }
 
 const external = process.env.NAQ_URL ?? process.env.NATS_URL;
-const server = external ? undefined : await startServer();
+const server = external ? undefined : await startNats();
 const url = external ?? server.url;
 try {
   const tag = Date.now().toString(36);

@@ -8,7 +8,6 @@
  */
 import { loadConfig } from "./config/load.js";
 import { configSchema, type NaqConfig, type NaqConfigInput } from "./config/schema.js";
-import type { Backoff } from "./model/backoff.js";
 import { DEFAULT_QUEUE, type EnqueueInput, type JobRecord, type JsonValue } from "./model/job.js";
 import { validateQueueName } from "./model/naming.js";
 import { ServiceManager, type Logger } from "./services/base.js";
@@ -25,14 +24,8 @@ export interface QueueOptions {
   logger?: Logger;
 }
 
-export interface JobOptions {
-  id?: string;
-  retries?: number;
-  backoff?: Backoff;
-  timeoutMs?: number;
-  dependsOn?: string[];
-  labels?: Record<string, string>;
-}
+/** Everything enqueue accepts besides the task, payload and queue. */
+export type JobOptions = Omit<EnqueueInput, "task" | "payload" | "queue">;
 
 export class Queue implements AsyncDisposable {
   readonly name: string;
