@@ -55,6 +55,9 @@ export function decodeJson<T>(data: Uint8Array, where: string): T {
   }
 }
 
+/** A key listing that receives nothing for this long is complete (see keys()). */
+const KEYS_IDLE_MS = 1_000;
+
 const live = (e: KvEntry | null): e is KvEntry => e !== null && e.operation === "PUT";
 
 export class KVStoreService extends BaseService {
@@ -194,13 +197,19 @@ export class KVStoreService extends BaseService {
     const seen = new Set<string>();
     try {
       const it = await kv.keys(filter);
-      for await (const k of it) {
-        seen.add(k);
-        if (seen.size >= limit) {
-          it.stop();
-          break;
-        }
+      const iterator = it[Symbol.asyncIterator]();
+      // nats.js ends the listing on the message that leaves nothing pending. When the last
+      // entries vanish before delivery (TTL expiry, a key rewritten or deleted meanwhile),
+      // that message never comes: an idle pause then means the listing is complete.
+      for (;;) {
+        let timer: NodeJS.Timeout | undefined;
+        const idle = new Promise<"idle">((resolve) => (timer = setTimeout(() => resolve("idle"), KEYS_IDLE_MS)));
+        const next = await Promise.race([iterator.next(), idle]).finally(() => clearTimeout(timer));
+        if (next === "idle" || next.done) break;
+        seen.add(next.value);
+        if (seen.size >= limit) break;
       }
+      it.stop();
     } catch (err) {
       throw toNaqError(err, `listing keys of ${bucket}`);
     }
