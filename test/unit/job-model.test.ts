@@ -4,7 +4,6 @@
  */
 import { describe, expect, it } from "vitest";
 import { backoffDelay, DEFAULT_BACKOFF, parseBackoff, type Backoff } from "../../src/model/backoff.js";
-import { ValidationError } from "../../src/model/errors.js";
 import { newJobId } from "../../src/model/ids.js";
 import {
   createEnvelope,
@@ -16,17 +15,8 @@ import {
   MAX_ATTEMPTS,
   type JobEnvelope,
 } from "../../src/model/job.js";
+import { validationErrorOf } from "../support/assertions.js";
 
-/** Runs `fn`, expecting a ValidationError; returns it. */
-function validationErrorOf(fn: () => unknown): ValidationError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ValidationError);
-    return err as ValidationError;
-  }
-  return expect.unreachable("expected a ValidationError");
-}
 
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 const NOW = new Date("2025-01-02T03:04:05.678Z");

@@ -21,17 +21,8 @@ import {
   ValidationError,
 } from "../../src/model/errors.js";
 import { namesFor, validateNamespace, validateQueueName, validateToken } from "../../src/model/naming.js";
+import { validationErrorOf } from "../support/assertions.js";
 
-/** Runs `fn`, expecting a ValidationError; returns it. */
-function validationErrorOf(fn: () => unknown): ValidationError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ValidationError);
-    return err as ValidationError;
-  }
-  return expect.unreachable("expected a ValidationError");
-}
 
 describe("parseDuration", () => {
   it.each([
