@@ -5,7 +5,9 @@ import { DURATION_HINT, parseDuration } from "../model/duration.js";
 import { UsageError } from "../model/errors.js";
 
 export function parseCount(value: string, flag: string): number {
-  if (!/^\d+$/.test(value)) throw new InvalidArgumentError(`${flag} must be a whole number >= 0, got "${value}"`);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) {
+    throw new InvalidArgumentError(`${flag} must be a whole number >= 0, got "${value.length > 40 ? `${value.slice(0, 40)}…` : value}"`);
+  }
   return Number(value);
 }
 
@@ -13,7 +15,8 @@ export function parseDurationOption(value: string, flag: string): number {
   try {
     return parseDuration(value, flag);
   } catch {
-    throw new InvalidArgumentError(`${flag} must be ${DURATION_HINT}, got "${value}"`);
+    const shown = value.length > 40 ? `${value.slice(0, 40)}…` : value;
+    throw new InvalidArgumentError(`${flag} must be ${DURATION_HINT}, at most 100 years, got "${shown}"`);
   }
 }
 

@@ -8,6 +8,23 @@ import { isPlainObject } from "./show.js";
 export type Segment = string | number;
 export type Tree = Record<string, unknown>;
 
+/** How deep a config value may nest; naq's deepest key is 4 levels. Deeper input would overflow the recursive helpers. */
+export const MAX_CONFIG_DEPTH = 32;
+
+/** Whether `value` nests objects or arrays more than `max` levels deep (iterative: safe on any input). */
+export function deeperThan(value: unknown, max = MAX_CONFIG_DEPTH): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  const seen = new Set<object>();
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    if (typeof v !== "object" || v === null || seen.has(v)) continue;
+    if (depth >= max) return true;
+    seen.add(v);
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 /** `["a", "b", 0]` -> "a.b[0]". */
 export function dotted(segs: readonly Segment[]): string {
   return segs.reduce<string>((acc, s) => (typeof s === "number" ? `${acc}[${s}]` : acc === "" ? s : `${acc}.${s}`), "");

@@ -9,15 +9,25 @@ type Unit = keyof typeof UNIT_MS;
 const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/gy;
 
 export const DURATION_HINT = "a duration such as 500ms, 30s, 5m, 2h, 1d (or a number of milliseconds)";
+/**
+ * The longest duration naq accepts: 100 years. Longer ones are typos (or 1e999), and they
+ * would not fit JetStream's nanosecond fields (int64: 292 years) or a Date.
+ */
+export const MAX_DURATION_MS = 3_155_760_000_000;
+/** The longest delay a Node timer takes (2^31-1 ms, about 24.8 days): longer ones fire after 1 ms. */
+export const MAX_TIMER_MS = 2_147_483_647;
+/** A delay for setTimeout/setInterval: capped at MAX_TIMER_MS, so a long duration never fires at once. */
+export const timerDelay = (ms: number): number => Math.min(Math.max(0, ms), MAX_TIMER_MS);
 
 /** Parses a duration to milliseconds; throws ValidationError naming `field`. */
 export function parseDuration(input: string | number, field = "duration"): number {
   if (typeof input === "number") {
-    if (Number.isFinite(input) && input >= 0) return Math.round(input);
+    if (Number.isFinite(input) && input >= 0) return capped(Math.round(input), String(input), field);
     throw new ValidationError(`${field}: ${input} is not ${DURATION_HINT}`, field);
   }
+  if (typeof input !== "string") throw new ValidationError(`${field}: expected ${DURATION_HINT}`, field);
   const text = input.trim().toLowerCase();
-  if (/^\d+$/.test(text)) return Number(text);
+  if (/^\d+$/.test(text)) return capped(Number(text), input, field);
   let total = 0;
   let consumed = 0;
   PART.lastIndex = 0;
@@ -26,9 +36,16 @@ export function parseDuration(input: string | number, field = "duration"): numbe
     consumed = PART.lastIndex;
   }
   if (text.length === 0 || consumed !== text.length) {
-    throw new ValidationError(`${field}: "${input}" is not ${DURATION_HINT}`, field);
+    throw new ValidationError(`${field}: "${shorten(input)}" is not ${DURATION_HINT}`, field);
   }
-  return Math.round(total);
+  return capped(Math.round(total), input, field);
+}
+
+const shorten = (text: string): string => (text.length > 40 ? `${text.slice(0, 40)}…` : text);
+
+function capped(ms: number, input: string, field: string): number {
+  if (!(ms <= MAX_DURATION_MS)) throw new ValidationError(`${field}: "${shorten(input)}" is too long: the longest duration is 100 years`, field);
+  return ms;
 }
 
 /** Formats milliseconds compactly for people: 1500 -> "1.5s", 90000 -> "1m30s". */

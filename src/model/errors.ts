@@ -70,6 +70,23 @@ export class ValidationError extends NaqError {
   }
 }
 
+/**
+ * A message over the server's max_payload: a job at enqueue, or a job's result when its
+ * record is written. `bytes` is its size, `limit` the most the server takes (minus room for
+ * headers). Exit code 2, like any input naq refuses.
+ */
+export class PayloadTooLargeError extends ValidationError {
+  override name = "PayloadTooLargeError";
+  constructor(
+    message: string,
+    readonly bytes: number,
+    readonly limit: number,
+    field = "payload",
+  ) {
+    super(message, field);
+  }
+}
+
 export class NotFoundError extends NaqError {
   override name = "NotFoundError";
   override readonly code = ErrorCode.notFound;

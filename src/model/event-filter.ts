@@ -12,6 +12,7 @@ import { parseDuration } from "./duration.js";
 import { ValidationError } from "./errors.js";
 import { EVENT_TYPES, EVENT_VERSION, JobEventType, type EventType, type NaqEvent } from "./events.js";
 import type { Names } from "./naming.js";
+import { checkEvent } from "./records.js";
 
 /**
  * Where a read starts: `"new"` (only events stored from now on), `"all"` (everything the
@@ -133,7 +134,7 @@ export function decodeEvent(names: Names, subject: string, data: Uint8Array, sto
   }
   if (typeof body !== "object" || body === null || Array.isArray(body)) return undefined;
   const b = body as Partial<NaqEvent>;
-  return {
+  const ev = {
     ...b,
     v: typeof b.v === "number" ? b.v : EVENT_VERSION,
     type: type as EventType,
@@ -141,6 +142,11 @@ export function decodeEvent(names: Names, subject: string, data: Uint8Array, sto
     queue,
     jobId,
   } as NaqEvent;
+  try {
+    return checkEvent(ev, subject); // optional fields of the wrong type (error: "x", attempt: "2"): not an event
+  } catch {
+    return undefined;
+  }
 }
 
 const ENDS_A_RUN: ReadonlySet<EventType> = new Set([JobEventType.completed, JobEventType.failed, JobEventType.deadLettered, JobEventType.cancelled]);

@@ -5,6 +5,7 @@
  */
 import { newJobId } from "./ids.js";
 import { type Backoff, DEFAULT_BACKOFF } from "./backoff.js";
+import { MAX_DURATION_MS } from "./duration.js";
 import { ValidationError } from "./errors.js";
 import { validateQueueName, validateToken } from "./naming.js";
 
@@ -45,6 +46,13 @@ export interface EnqueueInput {
 export const DEFAULT_QUEUE = "default";
 export const DEFAULT_RETRIES = 3;
 export const MAX_ATTEMPTS = 1_000;
+/**
+ * How deep a payload may nest (`[[...]]` counts 2). Deeper JSON parses, but re-encoding it
+ * (dead-letter entry, retry) would overflow the stack: such a job is refused up front.
+ */
+export const MAX_JSON_DEPTH = 100;
+/** An ISO 8601 date and time with a zone, as `Date.prototype.toISOString` and other languages write it. */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})$/i;
 
 export const validateTaskName = (t: string): string => {
   if (typeof t !== "string" || t.length === 0 || t.length > 128 || !/^[A-Za-z0-9_.:-]+$/.test(t)) {
@@ -62,6 +70,7 @@ export const poisonId = (seq: number): string => `_seq${seq}`;
 
 /** Builds a complete envelope from what a caller gave, with defaults, validating everything. */
 export function createEnvelope(input: EnqueueInput, now = new Date()): JobEnvelope {
+  if (!isObject(input)) throw new ValidationError("a job must be an object such as { task, payload }", "");
   const retries = input.retries ?? DEFAULT_RETRIES;
   if (!Number.isInteger(retries) || retries < 0 || retries >= MAX_ATTEMPTS) {
     throw new ValidationError(`retries must be a whole number from 0 to ${MAX_ATTEMPTS - 1}, got ${String(retries)}`, "retries");
@@ -88,11 +97,46 @@ function fail(field: string, message: string): never {
   throw new ValidationError(`job.${field}: ${message}`, field);
 }
 
+/** A number of milliseconds that JSON carries unchanged and timers and JetStream accept (100 years at most). */
+const isMs = (n: unknown): n is number => typeof n === "number" && Number.isFinite(n) && n >= 0 && n <= MAX_DURATION_MS;
+
+/**
+ * Checks that `value` is JSON that survives a round trip: finite numbers only (1e999 parses
+ * to Infinity, which JSON writes as null), at most MAX_JSON_DEPTH levels deep. Iterative, so
+ * hostile nesting cannot overflow the stack here. `undefined` (dropped by JSON) and objects
+ * with a toJSON method (Date) are accepted from JavaScript callers.
+ */
+export function validateJson(value: unknown, field: string, maxDepth = MAX_JSON_DEPTH): void {
+  if (value === null || typeof value === "string" || typeof value === "boolean") return; // the common payloads: no walk
+  // Depth first (a stack), so a circular value fails fast at maxDepth instead of being walked wide.
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop() as [unknown, number];
+    switch (typeof v) {
+      case "string":
+      case "boolean":
+      case "undefined":
+        continue;
+      case "number":
+        if (!Number.isFinite(v)) fail(field, `holds ${String(v)}, which JSON cannot carry (numbers must be finite)`);
+        continue;
+      case "object":
+        break;
+      default:
+        fail(field, `holds a ${typeof v}, which is not JSON`);
+    }
+    if (v === null) continue;
+    if (depth > maxDepth) fail(field, `is nested more than ${maxDepth} levels deep (or is circular)`);
+    if (typeof (v as { toJSON?: unknown }).toJSON === "function") continue;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+}
+
 function validateBackoff(b: unknown): Backoff {
   if (!isObject(b)) fail("backoff", "must be an object");
   const num = (k: string) => {
     const n = b[k];
-    if (typeof n !== "number" || !Number.isFinite(n) || n < 0) fail(`backoff.${k}`, "must be a number >= 0");
+    if (!isMs(n)) fail(`backoff.${k}`, "must be a number of milliseconds >= 0 (100 years at most)");
     return n;
   };
   if (b.jitter !== undefined && !(typeof b.jitter === "number" && b.jitter >= 0 && b.jitter <= 1)) {
@@ -107,8 +151,8 @@ function validateBackoff(b: unknown): Backoff {
       num("maxMs");
       break;
     case "list":
-      if (!Array.isArray(b.delaysMs) || b.delaysMs.length === 0 || !b.delaysMs.every((d) => typeof d === "number" && d >= 0)) {
-        fail("backoff.delaysMs", "must be a non-empty list of numbers >= 0");
+      if (!Array.isArray(b.delaysMs) || b.delaysMs.length === 0 || !b.delaysMs.every(isMs)) {
+        fail("backoff.delaysMs", "must be a non-empty list of milliseconds >= 0 (100 years at most)");
       }
       break;
     default:
@@ -128,16 +172,17 @@ export function validateEnvelope(value: unknown): JobEnvelope {
   validateQueueName(value.queue);
   if (typeof value.task !== "string") fail("task", "must be a string");
   validateTaskName(value.task);
-  if (!("payload" in value)) fail("payload", "is missing (use null for none)");
-  if (typeof value.enqueuedAt !== "string" || Number.isNaN(Date.parse(value.enqueuedAt))) {
-    fail("enqueuedAt", "must be an ISO 8601 time");
+  if (!Object.hasOwn(value, "payload")) fail("payload", "is missing (use null for none)");
+  validateJson(value.payload, "payload");
+  if (typeof value.enqueuedAt !== "string" || !ISO_TIME.test(value.enqueuedAt) || Number.isNaN(Date.parse(value.enqueuedAt))) {
+    fail("enqueuedAt", "must be an ISO 8601 time with a zone, e.g. 2025-01-15T09:30:00.000Z");
   }
   if (!Number.isInteger(value.attempts) || (value.attempts as number) < 1 || (value.attempts as number) > MAX_ATTEMPTS) {
     fail("attempts", `must be a whole number from 1 to ${MAX_ATTEMPTS}`);
   }
   validateBackoff(value.backoff);
-  if (value.timeoutMs !== undefined && !(typeof value.timeoutMs === "number" && value.timeoutMs > 0)) {
-    fail("timeoutMs", "must be a number of milliseconds > 0");
+  if (value.timeoutMs !== undefined && !(isMs(value.timeoutMs) && value.timeoutMs > 0)) {
+    fail("timeoutMs", "must be a number of milliseconds > 0 (100 years at most)");
   }
   if (value.dependsOn !== undefined) {
     if (!Array.isArray(value.dependsOn)) fail("dependsOn", "must be a list of job ids");
@@ -158,7 +203,12 @@ const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
 export function encodeEnvelope(env: JobEnvelope): Uint8Array {
-  return encoder.encode(JSON.stringify(env));
+  try {
+    return encoder.encode(JSON.stringify(env));
+  } catch (err) {
+    // A circular payload, a BigInt, or a toJSON that throws (validateEnvelope catches the rest).
+    throw new ValidationError(`job.payload: cannot be written as JSON (${(err as Error).message})`, "payload", { cause: err });
+  }
 }
 
 /** Decodes message bytes into an envelope; ValidationError for bad JSON or a bad field. */

@@ -47,7 +47,7 @@ export interface Names {
   queueFromSubject(subject: string): string | undefined;
   /** Subject of one event; `queue` may be the reserved `_worker` for worker events. */
   eventSubject(queue: string, jobId: string, type: string): string;
-  /** Filter for events: any part left undefined is a wildcard. */
+  /** Filter for events: any part left undefined is a wildcard (an empty string is refused, never a wildcard). */
   eventFilter(filter: { queue?: string; jobId?: string; type?: string }): string;
   readonly allEventsSubject: string;
   /** Dead-letter entry of one job: the job id is in the subject, so lookups are direct. */
@@ -84,11 +84,11 @@ export function namesFor(namespace = "naq"): Names {
     eventSubject: (queue, jobId, type) =>
       `${ns}.events.${validateToken(queue, "queue", QUEUE_MAX)}.${validateToken(jobId, "id")}.${validateToken(type, "event type", 32)}`,
     eventFilter: (f) =>
-      `${ns}.events.${f.queue ? validateToken(f.queue, "queue", QUEUE_MAX) : "*"}.${f.jobId ? validateToken(f.jobId, "id") : "*"}.${f.type ? validateToken(f.type, "event type", 32) : "*"}`,
+      `${ns}.events.${f.queue !== undefined ? validateToken(f.queue, "queue", QUEUE_MAX) : "*"}.${f.jobId !== undefined ? validateToken(f.jobId, "id") : "*"}.${f.type !== undefined ? validateToken(f.type, "event type", 32) : "*"}`,
     allEventsSubject: `${ns}.events.>`,
     deadLetterSubject: (queue, jobId) => `${ns}.dlq.${validateQueueName(queue)}.${validateToken(jobId, "id")}`,
     deadLetterFilter: (f) =>
-      `${ns}.dlq.${f.queue ? validateQueueName(f.queue) : "*"}.${f.jobId ? validateToken(f.jobId, "id") : "*"}`,
+      `${ns}.dlq.${f.queue !== undefined ? validateQueueName(f.queue) : "*"}.${f.jobId !== undefined ? validateToken(f.jobId, "id") : "*"}`,
     allDeadLetterSubject: `${ns}.dlq.>`,
   };
 }

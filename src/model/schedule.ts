@@ -147,7 +147,8 @@ export function scheduleStatus(doc: ScheduleDoc): ScheduleStatus {
 
 const toMs = (v: number | Date, field: string): number => {
   const ms = v instanceof Date ? v.getTime() : v;
-  if (!Number.isFinite(ms)) throw new ValidationError(`${field} is not a valid time`, field);
+  // Finite is not enough: a Date holds ±8.64e15 ms, and toISOString() throws beyond that.
+  if (typeof ms !== "number" || !Number.isFinite(new Date(ms).getTime())) throw new ValidationError(`${field} is not a valid time`, field);
   return ms;
 };
 

@@ -20,6 +20,7 @@
  * A step must not await `stop()` of its own task (it would wait for itself until the timeout);
  * calling it without awaiting is fine.
  */
+import { timerDelay } from "../model/duration.js";
 import { coerceError, ServiceError, ValidationError } from "../model/errors.js";
 import { silentLogger, type Logger } from "./base.js";
 
@@ -216,7 +217,7 @@ export class BackgroundTask implements AsyncDisposable {
     if (running) {
       let timeout: ReturnType<typeof setTimeout> | undefined;
       const timedOut = new Promise<boolean>((resolve) => {
-        timeout = setTimeout(() => resolve(true), timeoutMs);
+        timeout = setTimeout(() => resolve(true), timerDelay(timeoutMs));
       });
       const expired = await Promise.race([running.then(() => false), timedOut]);
       clearTimeout(timeout);
@@ -317,7 +318,7 @@ export class BackgroundTask implements AsyncDisposable {
     // setTimeout(fn, 0) waits at least 1ms; an immediate runs right after pending I/O.
     this.timer =
       delayMs > 0
-        ? { kind: "timeout", handle: setTimeout(run, delayMs) }
+        ? { kind: "timeout", handle: setTimeout(run, timerDelay(delayMs)) }
         : { kind: "immediate", handle: setImmediate(run) };
     if (this.unref) this.timer.handle.unref();
   }

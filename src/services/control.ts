@@ -8,9 +8,10 @@
  * Workers learn both through KV watches: no polling, no round trip per job.
  */
 import { hostname } from "node:os";
-import { NotFoundError } from "../model/errors.js";
+import { NotFoundError, ValidationError } from "../model/errors.js";
 import { JOB_VERSION } from "../model/job.js";
 import { validateQueueName, validateToken } from "../model/naming.js";
+import { versionedDoc } from "../model/records.js";
 import { BaseService, type ServiceContext } from "./base.js";
 import { KVStoreService } from "./kv.js";
 
@@ -44,6 +45,38 @@ export interface PauseChange {
   paused: boolean;
   flag?: PauseFlag;
 }
+
+/** Checks a pause flag read back from the bucket. */
+export function checkPauseFlag(value: unknown, where: string): PauseFlag {
+  const f = versionedDoc(value, where);
+  f.str("queue");
+  f.str("at");
+  f.optStr("reason");
+  f.optStr("by");
+  return f.doc as unknown as PauseFlag;
+}
+
+/** Checks a stop request read back from the bucket. */
+export function checkStopRequest(value: unknown, where: string): StopRequest {
+  const f = versionedDoc(value, where);
+  f.str("worker");
+  f.str("at");
+  if (f.doc.graceMs !== undefined && !(f.num("graceMs") >= 0)) f.fail("graceMs", "a number of milliseconds >= 0");
+  f.optStr("reason");
+  f.optStr("by");
+  return f.doc as unknown as StopRequest;
+}
+
+/**
+ * The pause key exists but its value is not a pause flag (written by hand, corrupted): the
+ * queue is paused all the same (the key is what pauses it), and the flag says why it looks odd.
+ */
+const unreadableFlag = (queue: string, at: Date, err: Error): PauseFlag => ({
+  v: JOB_VERSION,
+  queue,
+  at: at.toISOString(),
+  reason: `(the pause flag's value is not readable: ${err.message}; naq queue resume ${queue} removes it)`,
+});
 
 const PAUSE = "pause.";
 const STOP = "stop.";
@@ -82,27 +115,45 @@ export class ControlService extends BaseService {
   }
 
   async pauseFlag(queue: string): Promise<PauseFlag | undefined> {
-    return (await this.kv.getJson<PauseFlag>(this.bucket, PAUSE + validateQueueName(queue)))?.value;
+    const key = PAUSE + validateQueueName(queue);
+    try {
+      return (await this.kv.getJson<PauseFlag>(this.bucket, key, checkPauseFlag))?.value;
+    } catch (err) {
+      if (!(err instanceof ValidationError)) throw err;
+      return unreadableFlag(queue, (await this.kv.get(this.bucket, key))?.created ?? new Date(), err);
+    }
   }
 
   /** Every paused queue, by name. */
   async paused(): Promise<Map<string, PauseFlag>> {
     const keys = await this.kv.keys(this.bucket, `${PAUSE}*`);
-    const flags = await Promise.all(keys.map((k) => this.kv.getJson<PauseFlag>(this.bucket, k)));
+    const flags = await Promise.all(
+      keys.map(async (k): Promise<[string, PauseFlag | undefined]> => {
+        const queue = k.slice(PAUSE.length);
+        try {
+          return [queue, (await this.kv.getJson<PauseFlag>(this.bucket, k, checkPauseFlag))?.value];
+        } catch (err) {
+          if (!(err instanceof ValidationError)) throw err;
+          return [queue, unreadableFlag(queue, new Date(), err)];
+        }
+      }),
+    );
     const out = new Map<string, PauseFlag>();
-    for (const f of flags) if (f) out.set(f.value.queue, f.value);
+    // The key names the queue (the flag's own `queue` field is informational).
+    for (const [queue, flag] of flags) if (flag) out.set(queue, flag);
     return out;
   }
 
   /** Follows pause flags: current ones first, then every change. */
   async watchPauses(): Promise<Follow<PauseChange>> {
-    const w = await this.kv.watchJson<PauseFlag>(this.bucket, { key: `${PAUSE}*` });
+    const w = await this.kv.watchJson<PauseFlag>(this.bucket, { key: `${PAUSE}*` }, checkPauseFlag);
     return {
       stop: () => w.stop(),
       async *[Symbol.asyncIterator]() {
         for await (const e of w) {
           const queue = e.key.slice(PAUSE.length);
-          yield e.value ? { queue, paused: true, flag: e.value } : { queue, paused: false };
+          if (e.invalid) yield { queue, paused: true, flag: unreadableFlag(queue, new Date(), e.invalid) };
+          else yield e.value ? { queue, paused: true, flag: e.value } : { queue, paused: false };
         }
       },
     };
@@ -125,11 +176,12 @@ export class ControlService extends BaseService {
 
   /** Follows stop requests for worker `id`. */
   async watchStop(id: string): Promise<Follow<StopRequest | undefined>> {
-    const w = await this.kv.watchJson<StopRequest>(this.bucket, { key: STOP + validateToken(id, "worker id") });
+    const w = await this.kv.watchJson<StopRequest>(this.bucket, { key: STOP + validateToken(id, "worker id") }, checkStopRequest);
     return {
       stop: () => w.stop(),
       async *[Symbol.asyncIterator]() {
-        for await (const e of w) yield e.value;
+        // A value that is not a stop request is ignored (the worker keeps running).
+        for await (const e of w) if (!e.invalid) yield e.value;
       },
     };
   }

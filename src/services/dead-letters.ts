@@ -5,7 +5,9 @@
  * attempts). A plain helper of JobService, over the same scope's services.
  */
 import { coerceError, NotFoundError, ValidationError } from "../model/errors.js";
-import { validateJobId, type JOB_VERSION, type JobEnvelope, type JobError } from "../model/job.js";
+import { validateEnvelope, validateJobId, type JOB_VERSION, type JobEnvelope, type JobError } from "../model/job.js";
+import { versionedDoc } from "../model/records.js";
+import { boundedError, fitDeadLetter, HEADER_ROOM } from "../model/limits.js";
 import type { Names } from "../model/naming.js";
 import type { ConnectionService } from "./connection.js";
 import type { EnqueueResult } from "./jobs.js";
@@ -29,6 +31,36 @@ export interface DeadLetter {
   job?: JobEnvelope;
   /** The original bytes, base64, when the message could not be decoded. */
   raw?: string;
+  /**
+   * Set when the entry had to be cut to fit the server's max_payload: the error (and
+   * reason) are shortened, and if that was not enough `job` is left out and `raw` holds
+   * only the first bytes of the message. `reason` says what was cut.
+   */
+  truncated?: boolean;
+  /** With `truncated`: the size of the original message in bytes. */
+  size?: number;
+}
+
+/** Checks a stored dead-letter entry (anyone may publish on `<ns>.dlq.>`): a retried `job` must be a valid envelope. */
+export function checkDeadLetter(value: unknown, where: string): DeadLetter {
+  const f = versionedDoc(value, where);
+  f.str("id");
+  f.str("queue");
+  f.optStr("task");
+  f.str("reason");
+  f.optJobError("error");
+  f.num("attempts");
+  f.str("failedAt");
+  f.optStr("worker");
+  f.optStr("raw");
+  if (f.doc.job !== undefined) {
+    try {
+      validateEnvelope(f.doc.job);
+    } catch (err) {
+      throw new ValidationError(`${where}: not a valid document: ${(err as Error).message}`, "job", { cause: err });
+    }
+  }
+  return f.doc as unknown as DeadLetter;
 }
 
 /** How one job of `retry --all` went. */
@@ -58,8 +90,13 @@ export class DeadLetters {
    */
   async write(entry: DeadLetter, msgId?: string): Promise<void> {
     const js = await this.connection.jetstream();
+    // An entry that cannot fit max_payload (a job near the limit plus its error, a poison
+    // message in base64) is cut down to fit and marked `truncated`: a publish that can never
+    // succeed would otherwise send the worker round the same message for ever.
+    const limit = (await this.connection.server()).maxPayload - HEADER_ROOM;
+    const fitted = fitDeadLetter(entry.error ? { ...entry, error: boundedError(entry.error) } : entry, limit);
     const send = () =>
-      js.publish(this.names.deadLetterSubject(entry.queue, entry.id), new TextEncoder().encode(JSON.stringify(entry)), msgId ? { msgID: msgId } : undefined);
+      js.publish(this.names.deadLetterSubject(entry.queue, entry.id), new TextEncoder().encode(JSON.stringify(fitted)), msgId ? { msgID: msgId } : undefined);
     try {
       try {
         await send();
@@ -78,7 +115,7 @@ export class DeadLetters {
   async get(id: string, queue?: string): Promise<(DeadLetter & { seq: number }) | undefined> {
     validateJobId(id);
     const m = await this.streams.lastBySubject(this.names.deadLetterStream, this.names.deadLetterFilter({ queue, jobId: id }));
-    return m ? { ...decodeJson<DeadLetter>(m.data, `dead letter ${m.seq}`), seq: m.seq } : undefined;
+    return m ? { ...decodeJson<DeadLetter>(m.data, `dead letter ${m.seq}`, checkDeadLetter), seq: m.seq } : undefined;
   }
 
   /** Re-enqueues a dead-lettered job as it was first sent, with fresh attempts. */
@@ -131,9 +168,13 @@ export class DeadLetters {
     const [js, jsm] = [await this.connection.jetstream(), await this.connection.manager()];
     const out: Array<DeadLetter & { seq: number }> = [];
     const filter = this.names.deadLetterFilter({ queue: opts.queue });
-    for await (const m of readStream(js, jsm, this.names.deadLetterStream, { filter, deliver: "last_per_subject" })) {
+    for await (const m of readStream(js, jsm, this.names.deadLetterStream, {
+      filter,
+      deliver: "last_per_subject",
+      onDenied: (match, fn) => this.connection.onPermissionDenied(match, fn),
+    })) {
       try {
-        out.push({ ...decodeJson<DeadLetter>(m.data, `dead letter ${m.seq}`), seq: m.seq });
+        out.push({ ...decodeJson<DeadLetter>(m.data, `dead letter ${m.seq}`, checkDeadLetter), seq: m.seq });
       } catch {
         // not naq's: skip
       }

@@ -6,7 +6,8 @@
  * helper of SchedulerService, over the scope's KV and connection services.
  */
 import { CURSOR_KEY, dueKey, slotCounterKey, slotOf, type CursorDoc, type IndexEntry, type SlotCounter } from "../model/due-slots.js";
-import { ConflictError } from "../model/errors.js";
+import { ConflictError, ValidationError } from "../model/errors.js";
+import { checkCursorDoc, checkIndexEntry, checkSlotCounter } from "../model/records.js";
 import { SCHEDULE_VERSION } from "../model/schedule.js";
 import { kvStreamName } from "../model/topology.js";
 import type { ConnectionService } from "./connection.js";
@@ -85,7 +86,7 @@ export class DueIndex {
   private async allocate(slot: number, count: number): Promise<number> {
     const key = slotCounterKey(slot);
     for (let attempt = 0; ; attempt++) {
-      const cur = await this.kv.getJson<SlotCounter>(this.bucket, key);
+      const cur = await this.kv.getJson<SlotCounter>(this.bucket, key, checkSlotCounter);
       try {
         if (!cur) {
           await this.kv.createJson<SlotCounter>(this.bucket, key, { v: SCHEDULE_VERSION, n: count });
@@ -103,7 +104,7 @@ export class DueIndex {
   /** The cursor (every slot <= it has been swept), created at `initial` when there is none. */
   async loadCursor(initial: number): Promise<number> {
     for (let attempt = 0; ; attempt++) {
-      const cur = await this.kv.getJson<CursorDoc>(this.bucket, CURSOR_KEY);
+      const cur = await this.kv.getJson<CursorDoc>(this.bucket, CURSOR_KEY, checkCursorDoc);
       if (cur) return cur.value.slot;
       try {
         await this.kv.createJson<CursorDoc>(this.bucket, CURSOR_KEY, { v: SCHEDULE_VERSION, slot: initial, at: iso(Date.now()) });
@@ -117,7 +118,7 @@ export class DueIndex {
   /** Moves the cursor forward (never back), with compare-and-set. */
   async saveCursor(slot: number, by?: string): Promise<void> {
     for (let attempt = 0; ; attempt++) {
-      const cur = await this.kv.getJson<CursorDoc>(this.bucket, CURSOR_KEY);
+      const cur = await this.kv.getJson<CursorDoc>(this.bucket, CURSOR_KEY, checkCursorDoc);
       if (cur && cur.value.slot >= slot) return;
       const doc: CursorDoc = { v: SCHEDULE_VERSION, slot, at: iso(Date.now()), ...(by ? { by } : {}) };
       try {
@@ -132,12 +133,23 @@ export class DueIndex {
 
   /** How many entry numbers `slot` has handed out (0 when it has no counter). */
   async slotCount(slot: number): Promise<number> {
-    return (await this.kv.getJson<SlotCounter>(this.bucket, slotCounterKey(slot)))?.value.n ?? 0;
+    return (await this.kv.getJson<SlotCounter>(this.bucket, slotCounterKey(slot), checkSlotCounter))?.value.n ?? 0;
   }
 
   /** The entries of `slot` at `indexes` (undefined where there is none). */
   readEntries(slot: number, indexes: readonly number[]): Promise<Array<IndexEntry | undefined>> {
-    return Promise.all(indexes.map(async (i) => (await this.kv.getJson<IndexEntry>(this.bucket, dueKey(slot, i)))?.value));
+    return Promise.all(
+      indexes.map(async (i) => {
+        try {
+          return (await this.kv.getJson<IndexEntry>(this.bucket, dueKey(slot, i), checkIndexEntry))?.value;
+        } catch (err) {
+          // Not an index entry (corrupted): removed, so the scan sees a hole, never a crash.
+          if (!(err instanceof ValidationError)) throw err;
+          await this.purgeKey(dueKey(slot, i));
+          return undefined;
+        }
+      }),
+    );
   }
 
   /** Re-indexes entries found in an already swept slot after the cursor, and drops the old keys. */

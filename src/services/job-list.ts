@@ -8,7 +8,9 @@
 import type { MsgRequest } from "@nats-io/jetstream";
 import { FINAL_JOB_EVENTS, statusFromEvent, type NaqEvent } from "../model/events.js";
 import { decodeEnvelope, validateJobId, TERMINAL_STATUSES, type JobEnvelope, type JobError, type JobRecord, type JobStatus } from "../model/job.js";
-import type { Names } from "../model/naming.js";
+import { validateQueueName, type Names } from "../model/naming.js";
+import { ValidationError } from "../model/errors.js";
+import { checkEvent, checkJobRecord } from "../model/records.js";
 import type { ConnectionService } from "./connection.js";
 import { decodeJson, type KVStoreService } from "./kv.js";
 import { apiErrorCode, ApiCode, toNaqError } from "./nats-errors.js";
@@ -67,8 +69,12 @@ export class JobListing {
     const out: JobRecord[] = [];
     // ULIDs sort by time: newest first without reading every record.
     for (const key of keys.sort().reverse()) {
-      const rec = (await this.kv.getJson<JobRecord>(this.names.buckets.results, key))?.value;
-      if (!rec || (opts.queue && rec.queue !== opts.queue) || (opts.status && rec.status !== opts.status)) continue;
+      // An unreadable record (corrupted) is left out of the list, like an undecodable job below.
+      const rec = (await this.kv.getJson<JobRecord>(this.names.buckets.results, key, checkJobRecord).catch((err: unknown) => {
+        if (err instanceof ValidationError) return undefined;
+        throw err;
+      }))?.value;
+      if (!rec || (opts.queue !== undefined && rec.queue !== opts.queue) || (opts.status && rec.status !== opts.status)) continue;
       out.push(rec);
       if (out.length >= limit) break;
     }
@@ -83,7 +89,7 @@ export class JobListing {
   async active(opts: { queue?: string; status?: JobStatus; limit?: number } = {}): Promise<JobSummary[]> {
     const limit = opts.limit ?? 100;
     const jsm = await this.connection.manager();
-    const filter = opts.queue ? this.names.queueSubject(opts.queue) : this.names.allQueuesSubject;
+    const filter = opts.queue !== undefined ? this.names.queueSubject(opts.queue) : this.names.allQueuesSubject;
     const running = new Map<string, string>();
     for (const w of await this.workers.list()) for (const id of w.running) running.set(id, w.id);
     const out: JobSummary[] = [];
@@ -132,6 +138,7 @@ export class JobListing {
    * filtered by queue and status, at most `limit` (default 100) in all.
    */
   async list(opts: ListOptions = {}): Promise<JobSummary[]> {
+    if (opts.queue !== undefined) validateQueueName(opts.queue); // a bad name is an error, never "every queue"
     const limit = opts.limit ?? 100;
     const wantActive = !opts.status || !TERMINAL_STATUSES.has(opts.status);
     const wantEnded = !opts.status || TERMINAL_STATUSES.has(opts.status);
@@ -153,6 +160,7 @@ export class JobListing {
       filter: this.names.eventFilter({ jobId: id }),
       follow: opts.follow,
       signal: opts.signal,
+      onDenied: (match, fn) => this.connection.onPermissionDenied(match, fn),
       // History read: a job that has its record already has nothing more to log.
       onCaughtUp: async () => {
         caughtUp = true;
@@ -162,7 +170,7 @@ export class JobListing {
     for await (const m of reader) {
       let ev: NaqEvent;
       try {
-        ev = decodeJson<NaqEvent>(m.data, `event ${m.seq}`);
+        ev = decodeJson<NaqEvent>(m.data, `event ${m.seq}`, checkEvent);
       } catch {
         continue;
       }

@@ -6,6 +6,7 @@
 import { hostname } from "node:os";
 import { ConflictError } from "../model/errors.js";
 import { LEASE_KEY, SCHEDULE_VERSION, type LeaseDoc } from "../model/schedule.js";
+import { checkLeaseDoc } from "../model/records.js";
 import { kvStreamName } from "../model/topology.js";
 import type { ServiceContext } from "./base.js";
 import type { KVStoreService } from "./kv.js";
@@ -62,6 +63,6 @@ export class LeaseStore {
 
   /** The current holder, if any. */
   async holder(): Promise<LeaseDoc | undefined> {
-    return (await this.kv.getJson<LeaseDoc>(this.bucket, LEASE_KEY))?.value;
+    return (await this.kv.getJson<LeaseDoc>(this.bucket, LEASE_KEY, checkLeaseDoc))?.value;
   }
 }

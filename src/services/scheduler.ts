@@ -32,6 +32,7 @@ import {
   type ScheduleStatus,
 } from "../model/schedule.js";
 import { fireAtOf, resumeNext } from "../model/schedule-timing.js";
+import { checkDelayedDoc, checkScheduleDoc } from "../model/records.js";
 import { topology } from "../model/topology.js";
 import { BaseService, type ServiceContext } from "./base.js";
 import { ConnectionService } from "./connection.js";
@@ -140,7 +141,7 @@ export class SchedulerService extends BaseService {
               await this.kv.createJson(this.bucket, delayedKey(env.id), doc);
             } catch (err) {
               if (!(err instanceof ConflictError)) throw err;
-              const had = await this.kv.getJson<DelayedDoc>(this.bucket, delayedKey(env.id));
+              const had = await this.kv.getJson<DelayedDoc>(this.bucket, delayedKey(env.id), checkDelayedDoc).catch(() => undefined);
               return { id: env.id, queue: env.queue, dueAt: had?.value.dueAt ?? iso(atMs), scheduled: true, duplicate: true };
             }
             created[k] = { slot: slotOf(atMs), entry: { k: "d", id: env.id, at: atMs } };
@@ -164,7 +165,7 @@ export class SchedulerService extends BaseService {
 
   /** The stored delayed job, if it has not fired (or been cancelled) yet. */
   async getDelayed(id: string): Promise<DelayedDoc | undefined> {
-    return (await this.kv.getJson<DelayedDoc>(this.bucket, delayedKey(id)))?.value;
+    return (await this.kv.getJson<DelayedDoc>(this.bucket, delayedKey(id), checkDelayedDoc))?.value;
   }
 
   /** Cancels a job; a delayed one is also removed from the schedule, so it can never fire. */
@@ -181,14 +182,23 @@ export class SchedulerService extends BaseService {
   async add(input: ScheduleInput): Promise<ScheduleInfo & { created: boolean }> {
     for (let attempt = 0; ; attempt++) {
       const now = Date.now();
-      const existing = await this.kv.getJson<ScheduleDoc>(this.bucket, scheduleKey(validateScheduleName(input.name)));
+      const key = scheduleKey(validateScheduleName(input.name));
+      // A stored value that is not a schedule (corrupted, or written by something else) is replaced.
+      const raw = await this.kv.get(this.bucket, key);
+      let existing: { value: ScheduleDoc; revision: number } | undefined;
+      try {
+        existing = raw ? { value: checkScheduleDoc(JSON.parse(new TextDecoder().decode(raw.value)), `${this.bucket}/${key}`), revision: raw.revision } : undefined;
+      } catch (err) {
+        if (!(err instanceof ValidationError || err instanceof SyntaxError)) throw err;
+        this.ctx.logger.warn(`${this.bucket}/${key} did not hold a valid schedule (${err.message}); replacing it`);
+      }
       const doc = buildSchedule(input, now, existing?.value);
       if (doc.nextRunAt && !doc.paused && doc.nextRunAt !== existing?.value.nextRunAt) {
         await this.dueIndex.index([{ k: "s", id: doc.name, at: fireAtOf(doc, Date.parse(doc.nextRunAt)) }]);
       }
       try {
-        const revision = existing
-          ? await this.kv.updateJson(this.bucket, scheduleKey(doc.name), doc, existing.revision)
+        const revision = raw
+          ? await this.kv.updateJson(this.bucket, scheduleKey(doc.name), doc, raw.revision)
           : await this.kv.createJson(this.bucket, scheduleKey(doc.name), doc);
         this.emitSchedule(existing ? ScheduleEventType.updated : ScheduleEventType.added, doc, { dueAt: doc.nextRunAt });
         return { ...doc, status: scheduleStatus(doc), revision, created: !existing };
@@ -199,7 +209,7 @@ export class SchedulerService extends BaseService {
   }
 
   async get(name: string): Promise<ScheduleInfo> {
-    const e = await this.kv.getJson<ScheduleDoc>(this.bucket, scheduleKey(validateScheduleName(name)));
+    const e = await this.kv.getJson<ScheduleDoc>(this.bucket, scheduleKey(validateScheduleName(name)), checkScheduleDoc);
     if (!e) throw new NotFoundError(`schedule ${name} not found (see naq scheduler list)`);
     return { ...e.value, status: scheduleStatus(e.value), revision: e.revision };
   }
@@ -207,7 +217,16 @@ export class SchedulerService extends BaseService {
   /** Every recurring schedule, by name. */
   async list(): Promise<ScheduleInfo[]> {
     const keys = await this.kv.keys(this.bucket, `${SCHEDULE_PREFIX}>`);
-    const docs = await Promise.all(keys.map((k) => this.kv.getJson<ScheduleDoc>(this.bucket, k)));
+    const docs = await Promise.all(
+      keys.map((k) =>
+        this.kv.getJson<ScheduleDoc>(this.bucket, k, checkScheduleDoc).catch((err: unknown) => {
+          // One unreadable document does not hide the others; it is named on stderr.
+          if (!(err instanceof ValidationError)) throw err;
+          this.ctx.logger.warn(`${err.message}; skipped`);
+          return undefined;
+        }),
+      ),
+    );
     return docs
       .filter((e): e is NonNullable<typeof e> => e !== undefined)
       .map((e) => ({ ...e.value, status: scheduleStatus(e.value), revision: e.revision }))

@@ -2,7 +2,9 @@
  * WorkerService: worker heartbeats in a KV bucket whose TTL is a few heartbeats, so a
  * worker that dies disappears by itself; register, beat, deregister, list.
  */
+import { ValidationError } from "../model/errors.js";
 import { JOB_VERSION } from "../model/job.js";
+import { versionedDoc } from "../model/records.js";
 import { BaseService, type ServiceContext } from "./base.js";
 import { KVStoreService } from "./kv.js";
 
@@ -27,6 +29,28 @@ export interface WorkerInfo {
   startedAt: string;
   lastHeartbeat: string;
   version: string;
+}
+
+/** Checks a heartbeat read back from `<ns>_workers`. */
+export function checkWorkerInfo(value: unknown, where: string): WorkerInfo {
+  const f = versionedDoc(value, where);
+  f.str("id");
+  f.optStr("name");
+  f.str("host");
+  f.num("pid");
+  f.strList("queues");
+  f.num("concurrency");
+  f.oneOf("status", ["starting", "running", "paused", "stopping"]);
+  f.strList("running");
+  f.optRecordOf("runningByQueue", "an object of numbers", (n) => typeof n === "number");
+  f.optStrList("paused");
+  f.optStrList("allowExec");
+  f.num("processed");
+  f.num("failed");
+  f.str("startedAt");
+  f.str("lastHeartbeat");
+  f.str("version");
+  return f.doc as unknown as WorkerInfo;
 }
 
 export class WorkerService extends BaseService {
@@ -57,13 +81,21 @@ export class WorkerService extends BaseService {
   }
 
   async get(id: string): Promise<WorkerInfo | undefined> {
-    return (await this.kv.getJson<WorkerInfo>(this.bucket, id))?.value;
+    return (await this.kv.getJson<WorkerInfo>(this.bucket, id, checkWorkerInfo))?.value;
   }
 
   /** Live workers (their heartbeat has not expired), by id. */
   async list(): Promise<WorkerInfo[]> {
     const keys = await this.kv.keys(this.bucket);
-    const infos = await Promise.all(keys.map((k) => this.get(k)));
+    // An unreadable heartbeat (corrupted, not naq's) is left out: it expires with the bucket's TTL.
+    const infos = await Promise.all(
+      keys.map((k) =>
+        this.get(k).catch((err: unknown) => {
+          if (err instanceof ValidationError) return undefined;
+          throw err;
+        }),
+      ),
+    );
     return infos.filter((w): w is WorkerInfo => w !== undefined).sort((a, b) => a.id.localeCompare(b.id));
   }
 }

@@ -14,6 +14,7 @@ import { createInterface } from "node:readline";
 import type { Readable } from "node:stream";
 import { coerceError, NaqError, UsageError, ValidationError } from "../../model/errors.js";
 import type { JobEnvelope } from "../../model/job.js";
+import { validateQueueName } from "../../model/naming.js";
 import { envelopeFromLine, type LineDefaults } from "../../model/ndjson.js";
 import { JobService, type EnqueueResult } from "../../services/jobs.js";
 import { openServices, type CliContext } from "../context.js";
@@ -65,6 +66,8 @@ export async function enqueueNdjson(ctx: CliContext, args: unknown[], opts: Enqu
     timeoutMs: opts.attemptTimeout ?? opts.timeout,
     labels: labelsOf(opts.label),
   };
+  // A bad --queue is one usage error (exit 2) before anything is read, not one error per line.
+  if (opts.queue !== undefined) validateQueueName(opts.queue);
   const input = await openInput(opts.ndjson);
   if (input.stream === process.stdin && process.stdin.isTTY) ctx.out.info("reading jobs from the terminal, one JSON object per line; end with Ctrl-D");
 
@@ -94,6 +97,8 @@ export async function enqueueNdjson(ctx: CliContext, args: unknown[], opts: Enqu
       lines++;
       try {
         const env = envelopeFromLine(text, defaults);
+        // --strict promises nothing is enqueued if a line is bad: a job over max_payload is bad too.
+        if (env && opts.strict) jobs.assertPublishable(env);
         if (env) yield { line: lines, env };
       } catch (err) {
         if (opts.strict) throw new ValidationError(`line ${lines}: ${coerceError(err).message}; nothing was enqueued (--strict)`);

@@ -1,5 +1,5 @@
 /** Actions of `naq events ...`. */
-import { formatDuration } from "../../model/duration.js";
+import { formatDuration, timerDelay } from "../../model/duration.js";
 import { NotFoundError, TimeoutError, UsageError } from "../../model/errors.js";
 import { parseEventTypes, parseSince, type EventFilter } from "../../model/event-filter.js";
 import { validateToken } from "../../model/naming.js";
@@ -36,7 +36,7 @@ function filterOf(opts: TailOptions): EventFilter {
 export const tail: Action<TailOptions> = async (ctx, _args, opts) => {
   const filter = filterOf(opts);
   using stop = interruption(ctx.out.stdout);
-  const deadline = opts.maxWait === undefined ? undefined : setTimeout(() => stop.stop("deadline"), opts.maxWait);
+  const deadline = opts.maxWait === undefined ? undefined : setTimeout(() => stop.stop("deadline"), timerDelay(opts.maxWait));
   try {
     await using services = await openServices(ctx, { longLived: true });
     const events = await services.get(EventService);

@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import type { Backoff } from "../../model/backoff.js";
 import { formatDuration } from "../../model/duration.js";
 import { JobFailedError, UsageError } from "../../model/errors.js";
-import type { JobRecord, JsonValue } from "../../model/job.js";
+import { createEnvelope, type JobRecord, type JsonValue } from "../../model/job.js";
 import { JobService, type JobState } from "../../services/jobs.js";
 import type { Action } from "../act.js";
 import { openServices, type CliContext } from "../context.js";
@@ -86,8 +86,6 @@ export const enqueue: Action<EnqueueOpts> = async (ctx, args, opts) => {
     if ((args[2] as unknown[] | undefined)?.length) throw new UsageError(`too many arguments: ${JSON.stringify((args[2] as string[])[0])} (quote the payload JSON as one argument)`);
   }
   const payload = exec ? exec.payload : await payloadOf(args[1], opts.data);
-  await using services = await openServices(ctx);
-  const jobs = await services.get(JobService);
   // --delay / --at: a delayed job, held by the scheduler until its due time.
   const dueAt = opts.delay !== undefined || opts.at !== undefined || opts.tz !== undefined ? (await import("./scheduler.js")).dueTimeOf(opts) : undefined;
   const input = {
@@ -101,6 +99,11 @@ export const enqueue: Action<EnqueueOpts> = async (ctx, args, opts) => {
     dependsOn: opts.dependsOn,
     labels: labelsOf(opts.label),
   };
+  // Bad input (a name with a dot or a wildcard, a payload JSON cannot carry) is refused before
+  // connecting: exit 2 with what is accepted, not a connection error.
+  createEnvelope(input);
+  await using services = await openServices(ctx);
+  const jobs = await services.get(JobService);
   const r =
     dueAt === undefined
       ? await jobs.enqueue(input)
