@@ -2,9 +2,10 @@
  * exec jobs (shell commands as jobs) from the CLI against a real nats-server: an allowed
  * command's output in `naq job result`; a disallowed one dead-lettered and never run; a
  * command past its timeout killed with its child processes; cancel kills a running
- * command; a worker without --allow-exec dead-letters exec jobs with a clear reason.
+ * command; a worker without --allow-exec dead-letters exec jobs with a clear reason (and
+ * never spawns them); argv is never passed through a shell.
  */
-import { readFile, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -54,6 +55,22 @@ describe("exec jobs", () => {
     expect(byId.get(refused)?.attempts).toBe(0);
     expect(existsSync(marker)).toBe(false);
     expect(worker.stderr()).not.toMatch(/touch.*completed/);
+  });
+
+  it("argv never goes through a shell: `; rm -rf`, `$(...)`, globs and quotes reach the command as literal arguments", { timeout: 50_000 }, async () => {
+    const t = fresh();
+    const victim = path.join(cli.dir, `victim-${t.namespace}`);
+    await mkdir(victim);
+    await writeFile(path.join(victim, "keep"), "x");
+    const pwned = path.join(cli.dir, `pwned-${t.namespace}`);
+    const worker = t.spawn(["worker", "start", "--allow-exec", "printf"]);
+    await workerStarted(worker);
+    const args = [`a; rm -rf ${victim}`, `$(touch ${pwned})`, `\`touch ${pwned}\``, "*", `x && touch ${pwned}`, "| cat", `'single' "double" $HOME`];
+    const r = await t.run(["job", "enqueue", "--exec", "--wait", "--", "printf", "[%s]\\n", ...args]);
+    expect(r).toMatchObject({ code: 0, stderr: "" });
+    expect(r.stdout).toBe(args.map((a) => `[${a}]\n`).join(""));
+    expect(existsSync(path.join(victim, "keep"))).toBe(true);
+    expect(existsSync(pwned)).toBe(false);
   });
 
   it("a command past its timeout is killed with its child processes; cancel kills a running command", { timeout: 50_000 }, async () => {
