@@ -15,7 +15,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ["bin/**", "docs/**/*.mjs", "bench/**/*.mjs", "test/**/*.mjs", "*.js"],
+    files: ["bin/**", "scripts/**", "docs/**/*.mjs", "bench/**/*.mjs", "test/**/*.mjs", "*.js"],
     languageOptions: { globals: { ...globals.node } },
   },
 );

@@ -2,7 +2,7 @@
 
 _naq_subcommands() {
   case "$1" in
-    '') echo 'worker workers job jobs queue queues scheduler schedule schedules events event stream streams doctor check config completion' ;;
+    '') echo 'worker workers job jobs queue queues scheduler schedule schedules events event stream streams doctor check bench config completion' ;;
     'worker') echo 'start stop list ls' ;;
     'job') echo 'enqueue add status result cancel list ls failed retry logs' ;;
     'queue') echo 'list ls info pause resume' ;;
@@ -66,6 +66,7 @@ _naq_options() {
     'stream delete') echo '-f --force' ;;
     'check queue') echo '--max-waiting --max-age --max-failed' ;;
     'check workers') echo '--min -Q --queue' ;;
+    'bench') echo '-n --jobs -C --concurrency --payload-size --rate --duration -Q --queue' ;;
     'config init') echo '--format -o --output -f --force' ;;
   esac
 }
@@ -93,6 +94,7 @@ _naq_option_values() {
     'events tail|-Q'|'events tail|--queue') naq queue list --names --timeout 1s 2>/dev/null ;;
     'events stats|--by') echo 'queue task worker' ;;
     'check workers|-Q'|'check workers|--queue') naq queue list --names --timeout 1s 2>/dev/null ;;
+    'bench|-Q'|'bench|--queue') naq queue list --names --timeout 1s 2>/dev/null ;;
     'config init|--format') echo 'yaml json js' ;;
     'config init|-o'|'config init|--output') echo __files__ ;;
   esac
@@ -118,7 +120,7 @@ _naq_arg_values() {
   esac
 }
 
-_naq_value_opts=' --allow-exec --at --backoff --by --concurrency --config --count --creds --cron --cwd --data --delay --depends-on --end-at --env --every --format --grace --handlers --id --jitter --job --keep --label --limit --max-age --max-failed --max-idle --max-jobs --max-wait --max-waiting --metrics-host --metrics-port --min --misfire --name --namespace --ndjson --next --nkey --output --password --queue --reason --retries --server --since --start-at --status --subject --task --tick --timeout --tls-ca --tls-cert --tls-key --token --type --tz --user --wait-timeout --window --worker -C -H -Q -c -d -e -l -n -o -r -s -t '
+_naq_value_opts=' --allow-exec --at --backoff --by --concurrency --config --count --creds --cron --cwd --data --delay --depends-on --duration --end-at --env --every --format --grace --handlers --id --jitter --job --jobs --keep --label --limit --max-age --max-failed --max-idle --max-jobs --max-wait --max-waiting --metrics-host --metrics-port --min --misfire --name --namespace --ndjson --next --nkey --output --password --payload-size --queue --rate --reason --retries --server --since --start-at --status --subject --task --tick --timeout --tls-ca --tls-cert --tls-key --token --type --tz --user --wait-timeout --window --worker -C -H -Q -c -d -e -l -n -o -r -s -t '
 
 _naq() {
   local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"

@@ -3,7 +3,7 @@
 function __naq_path --description 'the naq subcommand path on the command line'
     set -l tokens (commandline -opc)
     set -e tokens[1]
-    set -l value_opts '--allow-exec' '--at' '--backoff' '--by' '--concurrency' '--config' '--count' '--creds' '--cron' '--cwd' '--data' '--delay' '--depends-on' '--end-at' '--env' '--every' '--format' '--grace' '--handlers' '--id' '--jitter' '--job' '--keep' '--label' '--limit' '--max-age' '--max-failed' '--max-idle' '--max-jobs' '--max-wait' '--max-waiting' '--metrics-host' '--metrics-port' '--min' '--misfire' '--name' '--namespace' '--ndjson' '--next' '--nkey' '--output' '--password' '--queue' '--reason' '--retries' '--server' '--since' '--start-at' '--status' '--subject' '--task' '--tick' '--timeout' '--tls-ca' '--tls-cert' '--tls-key' '--token' '--type' '--tz' '--user' '--wait-timeout' '--window' '--worker' '-C' '-H' '-Q' '-c' '-d' '-e' '-l' '-n' '-o' '-r' '-s' '-t'
+    set -l value_opts '--allow-exec' '--at' '--backoff' '--by' '--concurrency' '--config' '--count' '--creds' '--cron' '--cwd' '--data' '--delay' '--depends-on' '--duration' '--end-at' '--env' '--every' '--format' '--grace' '--handlers' '--id' '--jitter' '--job' '--jobs' '--keep' '--label' '--limit' '--max-age' '--max-failed' '--max-idle' '--max-jobs' '--max-wait' '--max-waiting' '--metrics-host' '--metrics-port' '--min' '--misfire' '--name' '--namespace' '--ndjson' '--next' '--nkey' '--output' '--password' '--payload-size' '--queue' '--rate' '--reason' '--retries' '--server' '--since' '--start-at' '--status' '--subject' '--task' '--tick' '--timeout' '--tls-ca' '--tls-cert' '--tls-key' '--token' '--type' '--tz' '--user' '--wait-timeout' '--window' '--worker' '-C' '-H' '-Q' '-c' '-d' '-e' '-l' '-n' '-o' '-r' '-s' '-t'
     set -l aliases '|workers=worker' '|jobs=job' '|queues=queue' '|schedule=scheduler' '|schedules=scheduler' '|event=events' '|streams=stream' 'worker|ls=list' 'job|add=enqueue' 'job|ls=list' 'queue|ls=list' 'scheduler|set=add' 'scheduler|ls=list' 'scheduler|get=show' 'scheduler|rm=remove' 'scheduler|run=trigger' 'events|follow=tail' 'events|show=history' 'stream|ls=list' 'stream|rm=delete'
     set -l path ''
     set -l skip 0
@@ -36,7 +36,7 @@ end
 function __naq_subcommands
     switch "$argv[1]"
         case ''
-            printf '%s\n' 'worker' 'workers' 'job' 'jobs' 'queue' 'queues' 'scheduler' 'schedule' 'schedules' 'events' 'event' 'stream' 'streams' 'doctor' 'check' 'config' 'completion'
+            printf '%s\n' 'worker' 'workers' 'job' 'jobs' 'queue' 'queues' 'scheduler' 'schedule' 'schedules' 'events' 'event' 'stream' 'streams' 'doctor' 'check' 'bench' 'config' 'completion'
         case 'worker'
             printf '%s\n' 'start' 'stop' 'list' 'ls'
         case 'job'
@@ -76,6 +76,7 @@ complete -c naq -n '__naq_at '\'''\''' -a 'stream' -d 'create, inspect, purge an
 complete -c naq -n '__naq_at '\'''\''' -a 'streams' -d 'create, inspect, purge and delete naq'\''s JetStream streams and KV buckets'
 complete -c naq -n '__naq_at '\'''\''' -a 'doctor' -d 'check the server, JetStream, naq'\''s streams and buckets, and durability; exit 1 w'
 complete -c naq -n '__naq_at '\'''\''' -a 'check' -d 'health checks for cron and probes: print one status line, exit 0 when OK, 1 when'
+complete -c naq -n '__naq_at '\'''\''' -a 'bench' -d 'measure this server or cluster: enqueue throughput (one at a time and bulk), pro'
 complete -c naq -n '__naq_at '\'''\''' -a 'config' -d 'show, validate and create naq configuration'
 complete -c naq -n '__naq_at '\'''\''' -a 'completion' -d 'print a completion script for bash, zsh or fish (also shipped in completions/)'
 complete -c naq -s V -l version -d 'output the version number'
@@ -243,6 +244,12 @@ complete -c naq -n '__naq_at '\''check queue'\''' -l max-age -x -d 'fail when th
 complete -c naq -n '__naq_at '\''check queue'\''' -l max-failed -x -d 'fail when more jobs than this are dead-lettered'
 complete -c naq -n '__naq_at '\''check workers'\''' -l min -x -d 'fail with fewer live workers than this'
 complete -c naq -n '__naq_at '\''check workers'\''' -s Q -l queue -x -a '(naq queue list --names --timeout 1s 2>/dev/null)' -d 'count only workers serving this queue'
+complete -c naq -n '__naq_at '\''bench'\''' -s n -l jobs -x -d 'jobs enqueued in bulk, then processed; the one-at-a-time phase enqueues at most '
+complete -c naq -n '__naq_at '\''bench'\''' -s C -l concurrency -x -d 'concurrency of the benchmark'\''s worker'
+complete -c naq -n '__naq_at '\''bench'\''' -l payload-size -x -d 'size of each job'\''s payload as JSON, a string; 0 for null'
+complete -c naq -n '__naq_at '\''bench'\''' -l rate -x -d 'enqueue rate of the latency phase'
+complete -c naq -n '__naq_at '\''bench'\''' -l duration -x -d 'length of the latency phase'
+complete -c naq -n '__naq_at '\''bench'\''' -s Q -l queue -x -a '(naq queue list --names --timeout 1s 2>/dev/null)' -d 'queue to use instead of a new naq-bench-<random>; refused if naq knows it alread'
 complete -c naq -n '__naq_at '\''config'\''' -a 'show' -d 'print the merged configuration and where each value came from (secrets redacted)'
 complete -c naq -n '__naq_at '\''config'\''' -a 'validate' -d 'check a config file (default: the one naq would load); exit 0 when valid, 2 when'
 complete -c naq -n '__naq_at '\''config'\''' -a 'init' -d 'write a commented starter config file in the current directory'

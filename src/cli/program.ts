@@ -3,6 +3,7 @@
  * src/cli/commands/<group>.ts; their actions load lazily (see act.ts).
  */
 import { Command } from "commander";
+import { benchCommand } from "./commands/bench.js";
 import { completionCommand } from "./commands/completion.js";
 import { configCommand } from "./commands/config.js";
 import { doctorCommand } from "./commands/doctor.js";
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
     .addCommand(streamCommand())
     .addCommand(doctorCommand())
     .addCommand(checkCommand())
+    .addCommand(benchCommand())
     .addCommand(configCommand())
     .addCommand(completionCommand())
     .addHelpText(

@@ -11,12 +11,13 @@
  * The environment variables and their keys are listed in src/config/env.ts (ENV_VARS); the
  * merge and path helpers are in src/config/merge.ts.
  */
+import { existsSync, readFileSync } from "node:fs";
 import { stat } from "node:fs/promises";
+import { homedir } from "node:os";
 import path from "node:path";
-import { cosmiconfig, defaultLoaders } from "cosmiconfig";
 import { ConfigError, coerceError } from "../model/errors.js";
 import { CONFIG_FILE_ENV, envLayer, nonEmpty } from "./env.js";
-import { dotted, getAt, merge, related, stripUndefined, type Segment, type Tree } from "./merge.js";
+import { deeperThan, dotted, getAt, MAX_CONFIG_DEPTH, merge, related, stripUndefined, type Segment, type Tree } from "./merge.js";
 import { configSchema, defaultConfig, type NaqConfig, type NaqConfigInput } from "./schema.js";
 import { describeSource, isPlainObject, leafPaths, showValue } from "./show.js";
 
@@ -75,7 +76,9 @@ export class InvalidConfigError extends ConfigError {
 }
 
 export function formatIssue(issue: ConfigIssue): string {
-  return `config error in ${describeSource(issue.source)}: ${issue.message}`;
+  // One line, whatever a key or flag name in a file held: control characters are shown escaped.
+  // eslint-disable-next-line no-control-regex
+  return `config error in ${describeSource(issue.source)}: ${issue.message}`.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
 }
 
 export const SEARCH_PLACES: readonly string[] = [
@@ -128,10 +131,15 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<LoadedCo
   const fromEnv = envLayer(env, issues);
   layers.push({ data: fromEnv.data, sourceAt: (key) => ({ kind: "env", name: fromEnv.names.get(related(fromEnv.names.keys(), key) ?? "") ?? "NAQ_?" }) });
 
+  if (deeperThan(opts.flags)) {
+    throw new InvalidConfigError([{ source: { kind: "flag", name: "(flags)" }, key: "", message: `values are nested more than ${MAX_CONFIG_DEPTH} levels deep` }]);
+  }
   const flags = (stripUndefined(opts.flags) ?? {}) as Tree;
   const flagKeys = leafPaths(flags).map(([k]) => k);
   const flagName = (key: string): string => {
-    const name = opts.flagNames?.[key] ?? FLAG_NAMES[key] ?? key.split(".").map(kebab).join("-");
+    // Own keys only: a flag key such as "__proto__" or "constructor" must not find Object.prototype's.
+    const own = (table: Readonly<Record<string, string>> | undefined) => (table && Object.hasOwn(table, key) ? table[key] : undefined);
+    const name = own(opts.flagNames) ?? own(FLAG_NAMES) ?? key.split(".").map(kebab).join("-");
     return name.startsWith("-") ? name : `--${name}`;
   };
   layers.push({ data: flags, sourceAt: (key) => ({ kind: "flag", name: flagName(related(flagKeys, key) ?? key) }) });
@@ -154,9 +162,56 @@ export async function loadConfig(opts: LoadConfigOptions = {}): Promise<LoadedCo
 
 // ---------------------------------------------------------------------------------- file
 
-const yamlLoader = defaultLoaders[".yaml"];
+/** Where cosmiconfig looks for its own options ("meta config"), in process.cwd(). */
+const META_SEARCH_PLACES = ["package.json", "package.yaml", ".config/config.json", ".config/config.yaml", ".config/config.yml", ".config/config.js", ".config/config.ts", ".config/config.cjs", ".config/config.mjs"];
+/** What cosmiconfig's global search ("global" strategy) tries in the user config directory. */
+const GLOBAL_SEARCH_PLACES = ["config", "config.json", "config.yaml", "config.yml", "config.js", "config.ts", "config.cjs", "config.mjs"];
+
+/** cosmiconfig's user config directory for "naq" (its env-paths dependency, suffix ""). */
+function globalConfigDir(): string {
+  const home = homedir();
+  if (process.platform === "darwin") return path.join(home, "Library", "Preferences", "naq");
+  if (process.platform === "win32") return path.join(process.env.APPDATA || path.join(home, "AppData", "Roaming"), "naq", "Config");
+  return path.join(process.env.XDG_CONFIG_HOME || path.join(home, ".config"), "naq");
+}
+
+/** Whether a package.json may matter: it has `key`, or it is something only cosmiconfig should judge. */
+function packageJsonHas(file: string, key: string): boolean {
+  try {
+    const data: unknown = JSON.parse(readFileSync(file, "utf8"));
+    return !isPlainObject(data) || (data[key] !== undefined && data[key] !== null);
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * False when cosmiconfig's search (the same directories and file names) surely finds no file:
+ * then naq does not load cosmiconfig (and its YAML and JSON parsers) at all, which is most of
+ * a short command's config loading. Any candidate that exists, or a meta config of
+ * cosmiconfig's own, sends the search to cosmiconfig.
+ */
+function configFileMayExist(cwd: string, stopDir: string | undefined): boolean {
+  const exists = (dir: string, place: string, packageKey: string): boolean => {
+    const file = path.join(dir, place);
+    return existsSync(file) && (place !== "package.json" || packageJsonHas(file, packageKey));
+  };
+  if (META_SEARCH_PLACES.some((place) => exists(process.cwd(), place, "cosmiconfig"))) return true;
+  const stop = path.resolve(stopDir ?? homedir());
+  for (let dir = cwd; ; ) {
+    if (SEARCH_PLACES.some((place) => exists(dir, place, "naq"))) return true;
+    const parent = path.dirname(dir);
+    if (dir === stop || parent === dir) break;
+    dir = parent;
+  }
+  const global = globalConfigDir();
+  return GLOBAL_SEARCH_PLACES.some((place) => existsSync(path.join(global, place)));
+}
 
 async function readConfigFile(cwd: string, configFile: string | undefined, stopDir?: string): Promise<{ path: string; data: Tree } | undefined> {
+  if (configFile === undefined && !configFileMayExist(cwd, stopDir)) return undefined;
+  const { cosmiconfig, defaultLoaders } = await import("cosmiconfig");
+  const yamlLoader = defaultLoaders[".yaml"];
   const explorer = cosmiconfig("naq", {
     searchPlaces: [...SEARCH_PLACES],
     mergeSearchPlaces: false,
@@ -195,6 +250,9 @@ async function readConfigFile(cwd: string, configFile: string | undefined, stopD
   if (!isPlainObject(data)) {
     const found = Array.isArray(data) ? "a list" : typeof data;
     throw new InvalidConfigError([{ source: { kind: "file", path: result.filepath }, key: "", message: `expected an object of settings at the top level, found ${found}` }]);
+  }
+  if (deeperThan(data)) {
+    throw new InvalidConfigError([{ source: { kind: "file", path: result.filepath }, key: "", message: `values are nested more than ${MAX_CONFIG_DEPTH} levels deep` }]);
   }
   return { path: result.filepath, data };
 }

@@ -4,12 +4,14 @@
  * version field `v` so readers can refuse what they do not understand.
  */
 import { Kvm, KvWatchInclude, type KV, type KvEntry } from "@nats-io/kv";
-import { ValidationError } from "../model/errors.js";
+import { NaqError, ValidationError } from "../model/errors.js";
+import { checkVersioned, type DocCheck } from "../model/records.js";
 import { topology, bucketStreamSpec, type BucketSpec } from "../model/topology.js";
 import { BaseService, type ServiceContext } from "./base.js";
 import { ConnectionService } from "./connection.js";
 import { StreamService, type EnsureResult } from "./streams.js";
 import { toNaqError } from "./nats-errors.js";
+import type { AckedPublisher } from "./acked-publish.js";
 
 export interface Entry<T> {
   key: string;
@@ -20,10 +22,12 @@ export interface Entry<T> {
 
 export interface WatchEvent<T> {
   key: string;
-  /** Undefined when the key was deleted or purged. */
+  /** Undefined when the key was deleted or purged, or when its value could not be decoded (see `invalid`). */
   value: T | undefined;
   operation: "PUT" | "DEL" | "PURGE";
   revision: number;
+  /** A PUT whose value is not what the key should hold (corrupted, written by something else): why. */
+  invalid?: NaqError;
 }
 
 export interface WatchOptions {
@@ -47,13 +51,22 @@ export function encodeJson(value: unknown): Uint8Array {
   return encoder.encode(JSON.stringify(value));
 }
 
-export function decodeJson<T>(data: Uint8Array, where: string): T {
+/**
+ * Parses a stored JSON document and checks it with `check` (ValidationError naming `where`
+ * when it is not valid JSON or not the document it should be). Without `check`: parsed only.
+ */
+export function decodeJson<T>(data: Uint8Array, where: string, check?: DocCheck<T>): T {
+  let value: unknown;
   try {
-    return JSON.parse(decoder.decode(data)) as T;
+    value = JSON.parse(decoder.decode(data));
   } catch (err) {
     throw new ValidationError(`${where}: value is not valid JSON`, where, { cause: err });
   }
+  return check ? check(value, where) : (value as T);
 }
+
+/** What nats.js accepts as a KV key (and no leading or trailing dot). */
+const VALID_KEY = /^[-/=.\w]+$/;
 
 /** A key listing that receives nothing for this long is complete (see keys()). */
 const KEYS_IDLE_MS = 1_000;
@@ -64,6 +77,7 @@ export class KVStoreService extends BaseService {
   static readonly deps = [ConnectionService, StreamService] as const;
   private readonly handles = new Map<string, Promise<KV>>();
   private kvm?: Kvm;
+  private publisher?: AckedPublisher;
 
   constructor(
     ctx: ServiceContext,
@@ -120,16 +134,24 @@ export class KVStoreService extends BaseService {
     }
   }
 
-  async getJson<T extends Versioned>(bucket: string, key: string): Promise<Entry<T> | undefined> {
+  /** A JSON document, checked with `check` (default: a JSON object with `v: 1`); ValidationError when the value is not one. */
+  async getJson<T extends Versioned>(bucket: string, key: string, check: DocCheck<T> = checkVersioned): Promise<Entry<T> | undefined> {
     const e = await this.get(bucket, key);
-    return e ? { ...e, value: decodeJson<T>(e.value, `${bucket}/${key}`) } : undefined;
+    return e ? { ...e, value: decodeJson<T>(e.value, `${bucket}/${key}`, check) } : undefined;
   }
 
-  /** Writes a value; returns its revision. */
+  /**
+   * Writes a value; returns its revision. A put is a JetStream publish to `$KV.<bucket>.<key>`;
+   * it goes through the scope's AckedPublisher (one shared reply subscription, no per-write
+   * request object or timer): the worker does one per job.
+   */
   async put(bucket: string, key: string, value: Uint8Array | string): Promise<number> {
-    const kv = await this.bucket(bucket);
+    await this.bucket(bucket); // naq's buckets are created on first use
+    if (key.startsWith(".") || key.endsWith(".") || !VALID_KEY.test(key)) throw new ValidationError(`invalid KV key "${key}"`, "key");
     try {
-      return await kv.put(key, value);
+      const publisher = (this.publisher ??= await this.connection.publisher());
+      const ack = await publisher.publish(`$KV.${bucket}.${key}`, typeof value === "string" ? encoder.encode(value) : value);
+      return ack.seq;
     } catch (err) {
       throw toNaqError(err, `writing ${bucket}/${key}`);
     }
@@ -188,6 +210,35 @@ export class KVStoreService extends BaseService {
   }
 
   /**
+   * Removes keys and their history without leaving delete markers (a purge of each key's
+   * subject on the bucket's stream), `window` requests at a time; returns the messages
+   * removed. For data naq itself made and wants gone (`naq bench`).
+   */
+  async removeKeys(bucket: string, keys: Iterable<string>, window = 64): Promise<number> {
+    const jsm = await this.connection.manager();
+    const stream = `KV_${bucket}`;
+    if (!(await this.streams.find(stream))) return 0;
+    let removed = 0;
+    const inflight = new Set<Promise<void>>();
+    for (const key of keys) {
+      const p: Promise<void> = jsm.streams.purge(stream, { filter: `$KV.${bucket}.${key}` }).then(
+        (r) => void (removed += r.purged),
+        (err: unknown) => {
+          throw toNaqError(err, `removing ${bucket}/${key}`);
+        },
+      );
+      inflight.add(p);
+      void p.then(
+        () => inflight.delete(p),
+        () => inflight.delete(p),
+      );
+      if (inflight.size >= window) await Promise.race(inflight);
+    }
+    await Promise.all(inflight);
+    return removed;
+  }
+
+  /**
    * Keys matching `filter` (subject-style wildcards), at most `limit`, each once, in the
    * order first listed. (The listing is a consumer over the bucket: a key rewritten while
    * it runs, e.g. a heartbeat, is delivered again.)
@@ -240,12 +291,18 @@ export class KVStoreService extends BaseService {
       async *[Symbol.asyncIterator]() {
         try {
           for await (const e of it) {
-            yield {
-              key: e.key,
-              value: e.operation === "PUT" ? decode(e.value, e.key) : undefined,
-              operation: e.operation,
-              revision: e.revision,
-            };
+            let value: T | undefined;
+            let invalid: NaqError | undefined;
+            if (e.operation === "PUT") {
+              // A bad value is reported with its event; it does not end the watch.
+              try {
+                value = decode(e.value, e.key);
+              } catch (err) {
+                if (!(err instanceof NaqError)) throw err;
+                invalid = err;
+              }
+            }
+            yield { key: e.key, value, operation: e.operation, revision: e.revision, ...(invalid ? { invalid } : {}) };
           }
         } finally {
           it.stop();
@@ -254,7 +311,8 @@ export class KVStoreService extends BaseService {
     };
   }
 
-  watchJson<T extends Versioned>(bucket: string, opts: WatchOptions = {}): Promise<Watcher<T>> {
-    return this.watch<T>(bucket, opts, (d, key) => decodeJson<T>(d, `${bucket}/${key}`));
+  /** Follows JSON documents, checked with `check` (default: `v: 1`); a bad value comes as an event with `invalid`. */
+  watchJson<T extends Versioned>(bucket: string, opts: WatchOptions = {}, check: DocCheck<T> = checkVersioned): Promise<Watcher<T>> {
+    return this.watch<T>(bucket, opts, (d, key) => decodeJson<T>(d, `${bucket}/${key}`, check));
   }
 }

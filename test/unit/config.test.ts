@@ -150,6 +150,26 @@ describe("loadConfig files", () => {
     expect(loaded.sources.get("namespace")).toEqual({ kind: "file", path: pkg });
   });
 
+  it("passes a package.json without naq on the way up, and reads the user config dir last", async () => {
+    await write("app/package.json", { name: "app" });
+    const rc = await write(".naqrc.yaml", "namespace: above\n");
+    const cwd = path.join(dir, "app");
+    const before = process.env.XDG_CONFIG_HOME;
+    process.env.XDG_CONFIG_HOME = path.join(dir, "xdg");
+    try {
+      expect((await load({ cwd })).file).toBe(rc);
+      await rm(rc);
+      expect((await load({ cwd })).file).toBeUndefined();
+      const global = await write("xdg/naq/config.yaml", "namespace: global\n");
+      const loaded = await load({ cwd });
+      expect(loaded.file).toBe(global);
+      expect(loaded.config.namespace).toBe("global");
+    } finally {
+      if (before === undefined) delete process.env.XDG_CONFIG_HOME;
+      else process.env.XDG_CONFIG_HOME = before;
+    }
+  });
+
   it("reads YAML files", async () => {
     const file = await write(".naqrc.yaml", "namespace: yml\nconnection:\n  servers:\n    - nats://y:4222\nqueues:\n  overrides:\n    emails:\n      ackWait: 2m\n");
     const loaded = await load();

@@ -80,7 +80,14 @@ Then, in
 .B config.cjs
 or
 .BR config.mjs .
-JavaScript config files are executed.`;
+JavaScript config files are executed.
+.PP
+.B $XDG_CACHE_HOME/naq/
+(usually
+.BR ~/.cache/naq/ )
+holds V8 code caches of the CLI, one per command, written by its first successful run:
+later runs start faster. Caches of other naq builds are removed a day after they were
+written. Deleting the directory is always safe.`;
 
 /** A paragraph per command group, shown under DESCRIPTION of its page. */
 export const GROUP_PROSE: Record<string, string> = {

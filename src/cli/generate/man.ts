@@ -113,7 +113,7 @@ export function mainPage(root: CommandSpec): string {
     lines.push(".TP", `\\fBnaq ${roff(g.name)}\\fR ${roff(g.commands.map((c) => c.name).join("|"))}`, `${roff(g.description)}; see`, `.BR naq\\-${g.name} (1).`);
   }
   for (const c of leaves) lines.push(...commandSection(c));
-  lines.push(".SH ENVIRONMENT", "Environment variables override config files; flags override both.", ".TP", "\\fBNO_COLOR\\fR", "Turn colours off.");
+  lines.push(".SH ENVIRONMENT", "Environment variables override config files; flags override both.", ".TP", "\\fBNO_COLOR\\fR", "Turn colours off.", ".TP", "\\fBNAQ_COMPILE_CACHE\\fR", "Directory of the CLI's code caches (see FILES); 0 turns them off.");
   for (const e of ENV_VARS) lines.push(".TP", `\\fB${roff(e.name)}\\fR`, roff(`${e.description}${e.key ? ` (config key ${e.key})` : ""}.`));
   lines.push(".SH FILES", FILES);
   lines.push(".SH EXIT STATUS");

@@ -73,7 +73,7 @@ function optionSpec(o: Option): OptionSpec {
     ...(o.argChoices ? { choices: o.argChoices } : {}),
     ...(o.long && OPTION_SOURCES[o.long] ? { dynamic: OPTION_SOURCES[o.long] } : {}),
     ...(takesValue && PATHISH.test(o.flags) ? { isPath: true } : {}),
-    ...(o.defaultValue !== undefined && typeof o.defaultValue !== "object" ? { defaultValue: String(o.defaultValue) } : {}),
+    ...(o.defaultValue !== undefined && typeof o.defaultValue !== "object" ? { defaultValue: o.defaultValueDescription ?? String(o.defaultValue) } : {}),
   };
 }
 
