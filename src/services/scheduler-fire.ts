@@ -10,10 +10,12 @@
  * published (a crash in between) is published again by the next leader.
  */
 import type { IndexEntry } from "../model/due-slots.js";
-import { ConflictError, NotFoundError } from "../model/errors.js";
+import { ConflictError, NotFoundError, ValidationError } from "../model/errors.js";
 import { ScheduleEventType, SCHEDULE_EVENTS_QUEUE } from "../model/events.js";
+import { JobStatus } from "../model/job.js";
 import { delayedKey, envelopeFor, scheduleJobId, scheduleKey, type DelayedDoc, type ScheduleDoc } from "../model/schedule.js";
 import { fireAtOf, planStep } from "../model/schedule-timing.js";
+import { checkDelayedDoc, checkScheduleDoc } from "../model/records.js";
 import type { ServiceContext } from "./base.js";
 import { CAS_ATTEMPTS, type DueIndex, type DueIndexIO, type DueScanner, type ProcessResult } from "./due-index.js";
 import type { EventService } from "./events.js";
@@ -105,10 +107,26 @@ export class ScheduleFiring {
       saveCursor: (slot) => index.saveCursor(slot, guard.id),
       slotCount: (slot) => index.slotCount(slot),
       readEntries: (slot, indexes) => index.readEntries(slot, indexes),
-      process: (key, entry, now) => (entry.k === "d" ? this.fireDelayed(key, entry, now, guard, report) : this.fireSchedule(key, entry, now, guard, report)),
+      process: (key, entry, now) =>
+        (entry.k === "d" ? this.fireDelayed(key, entry, now, guard, report) : this.fireSchedule(key, entry, now, guard, report)).catch((err: unknown) =>
+          this.poisoned(key, entry, err),
+        ),
       moveForward: (slot, list) => index.moveForward(slot, list),
       dropSlot: (slot) => index.dropSlot(slot),
     };
+  }
+
+  /**
+   * A due entry whose document is not valid (corrupted, written by something else) or whose
+   * job can never be published (e.g. over max_payload): it is dropped with a warning, so one
+   * bad document never stops the scan for every other schedule. The document is left for an
+   * operator to inspect (`naq scheduler show`, `nats kv get`).
+   */
+  private async poisoned(key: string, entry: IndexEntry, err: unknown): Promise<ProcessResult> {
+    if (!(err instanceof ValidationError)) throw err;
+    this.ctx.logger.warn(`scheduler: ${entry.k === "d" ? "delayed job" : "schedule"} ${entry.id} cannot fire: ${err.message}; its due entry is dropped`);
+    await this.dueIndex.purgeKey(key);
+    return "done";
   }
 
   /** Republishing a claimed run is safe (Msg-Id dedup) this long after the claim. */
@@ -120,8 +138,9 @@ export class ScheduleFiring {
   private async mayRepublish(jobId: string, claimedAt: string, now: number): Promise<boolean> {
     if (now - Date.parse(claimedAt) <= this.dedupSafeMs) return true;
     try {
-      await this.jobs.status(jobId);
-      return false; // it has events or a record: it was published
+      // A record or an event of its run says it was published. A delayed job's own
+      // `scheduled` event (written when it was scheduled) does not: it would drop the job.
+      return (await this.jobs.status(jobId)).status === JobStatus.scheduled;
     } catch (err) {
       if (err instanceof NotFoundError) return true;
       throw err;
@@ -135,7 +154,7 @@ export class ScheduleFiring {
   private async fireDelayed(key: string, e: IndexEntry, now: number, guard: LeaseGuard, report: TickReport): Promise<ProcessResult> {
     if (e.at > now) return "wait";
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const cur = await this.kv.getJson<DelayedDoc>(this.bucket, delayedKey(e.id));
+      const cur = await this.kv.getJson<DelayedDoc>(this.bucket, delayedKey(e.id), checkDelayedDoc);
       if (!cur) break; // fired, cancelled, or never completed: nothing to do
       const doc = cur.value;
       if (await this.isCancelled(e.id)) {
@@ -175,7 +194,7 @@ export class ScheduleFiring {
   private async fireSchedule(key: string, e: IndexEntry, now: number, guard: LeaseGuard, report: TickReport): Promise<ProcessResult> {
     if (e.at > now) return "wait";
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const cur = await this.kv.getJson<ScheduleDoc>(this.bucket, scheduleKey(e.id));
+      const cur = await this.kv.getJson<ScheduleDoc>(this.bucket, scheduleKey(e.id), checkScheduleDoc);
       if (!cur) break;
       let doc = cur.value;
       let revision = cur.revision;
