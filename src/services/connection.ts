@@ -3,6 +3,8 @@
  * every service of that scope. Knows the server's version and what it supports.
  */
 import { readFile } from "node:fs/promises";
+import net from "node:net";
+import { connect as tlsConnect, type TLSSocket } from "node:tls";
 import {
   connect,
   credsAuthenticator,
@@ -15,7 +17,8 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import type { ConnectionConfig } from "../config/schema.js";
 import { ConfigError, ConnectionError } from "../model/errors.js";
 import { BaseService } from "./base.js";
-import { connectError, redactUrl, toNaqError } from "./nats-errors.js";
+import { connectError, permissionDenial, redactUrl, toNaqError } from "./nats-errors.js";
+import { AckedPublisher } from "./acked-publish.js";
 
 /** Server features naq may use, with the first server version that honours them. */
 export const FEATURES = {
@@ -71,17 +74,45 @@ async function readSecretFile(path: string, what: string): Promise<Uint8Array> {
 /** Translates naq's connection config into nats.js options (reading creds/nkey files). */
 export async function natsOptions(cfg: ConnectionConfig, longLived: boolean): Promise<NodeConnectionOptions> {
   const authenticators: Authenticator[] = [];
-  if (cfg.creds) authenticators.push(credsAuthenticator(await readSecretFile(cfg.creds, "creds")));
-  if (cfg.nkey) {
-    const seed = cfg.nkey.trim().startsWith("SU")
-      ? new TextEncoder().encode(cfg.nkey.trim())
-      : new TextEncoder().encode(new TextDecoder().decode(await readSecretFile(cfg.nkey, "nkey seed")).trim());
-    authenticators.push(nkeyAuthenticator(seed));
+  if (cfg.creds) {
+    const creds = await readSecretFile(cfg.creds, "creds");
+    const text = new TextDecoder().decode(creds);
+    if (!/-{3,}BEGIN NATS USER JWT-{3,}/.test(text) || !/-{3,}BEGIN USER NKEY SEED-{3,}/.test(text)) {
+      throw new ConfigError(`creds file ${cfg.creds} is not a NATS credentials file (it needs a "BEGIN NATS USER JWT" and a "BEGIN USER NKEY SEED" block)`);
+    }
+    authenticators.push(credsAuthenticator(creds));
   }
+  if (cfg.nkey) {
+    const value = cfg.nkey.trim();
+    let seed = value;
+    if (!value.startsWith("SU")) {
+      let data: Uint8Array;
+      try {
+        data = await readFile(value);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? "unreadable";
+        // Not path-like: it may be a mistyped seed, so never print it.
+        throw new ConfigError(
+          /[/.\\]/.test(value)
+            ? `cannot read nkey seed file ${value}: ${code}`
+            : `--nkey: the value is neither a user nkey seed (SU...) nor a readable file (${code})`,
+          { cause: err },
+        );
+      }
+      seed = new TextDecoder().decode(data).trim();
+      if (!seed.startsWith("SU")) throw new ConfigError(`--nkey: file ${value} does not hold a user nkey seed (SU...)`);
+    }
+    authenticators.push(nkeyAuthenticator(new TextEncoder().encode(seed)));
+  }
+  // nats.js reads only host and port from a URL: a tls:// scheme alone would not make it
+  // refuse a server without TLS. An empty tls option does (the CA is then the system's).
+  const tlsUrl = cfg.servers.some((u) => /^tls:\/\//i.test(u));
   const tls =
     cfg.tls.ca || cfg.tls.cert || cfg.tls.key
       ? { caFile: cfg.tls.ca, certFile: cfg.tls.cert, keyFile: cfg.tls.key }
-      : undefined;
+      : tlsUrl
+        ? {}
+        : undefined;
   if ((cfg.tls.cert && !cfg.tls.key) || (cfg.tls.key && !cfg.tls.cert)) {
     throw new ConfigError("TLS client certificate needs both --tls-cert and --tls-key");
   }
@@ -106,10 +137,82 @@ export async function natsOptions(cfg: ConnectionConfig, longLived: boolean): Pr
   };
 }
 
+/** Which credentials `cfg` gives, for error messages (never their values); undefined: none. */
+export function describeAuth(cfg: ConnectionConfig): string | undefined {
+  const given: string[] = [];
+  if (cfg.creds) given.push("--creds");
+  if (cfg.nkey) given.push("--nkey");
+  if (cfg.user !== undefined || cfg.password !== undefined) given.push("--user/--password");
+  if (cfg.token) given.push("--token");
+  if (cfg.servers.some((u) => /^[a-z]+:\/\/[^/]*@/i.test(u))) given.push("credentials in the server URL");
+  return given.length > 0 ? given.join(", ") : undefined;
+}
+
+/** Node's codes for a TLS alert the server sent about our client certificate. */
+const CLIENT_CERT_REFUSED = /ALERT_(BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_UNKNOWN|UNSUPPORTED_CERTIFICATE|CERTIFICATE_REVOKED|CERTIFICATE_EXPIRED|ACCESS_DENIED|DECRYPT_ERROR)/;
+
+/**
+ * Why a TLS server ends our session, for a connect that timed out. With TLS 1.3 the server
+ * checks the client certificate after the handshake has completed on the client's side;
+ * nats.js then sees the socket close before the server's first PONG and retries until its
+ * connect timeout, without an error. This probe redoes the handshake with the same files,
+ * sends CONNECT and PING, and reports the alert the server answers with (undefined when the
+ * server answers normally, is not a TLS server, or says nothing within `timeoutMs`).
+ */
+export async function probeTlsRefusal(url: string, cfg: ConnectionConfig["tls"], timeoutMs: number): Promise<string | undefined> {
+  let host: string;
+  let port: number;
+  try {
+    const u = new URL(/^[a-z]+:\/\//i.test(url) ? url : `nats://${url}`);
+    host = u.hostname.replace(/^\[(.*)\]$/, "$1");
+    port = Number(u.port || 4222);
+  } catch {
+    return undefined;
+  }
+  const read = async (file: string | undefined) => (file ? await readFile(file).catch(() => undefined) : undefined);
+  const [ca, cert, key] = await Promise.all([read(cfg.ca), read(cfg.cert), read(cfg.key)]);
+  return new Promise<string | undefined>((resolve) => {
+    const sock = net.connect({ host, port });
+    let secure: TLSSocket | undefined;
+    const done = (reason: string | undefined) => {
+      clearTimeout(timer);
+      secure?.destroy();
+      sock.destroy();
+      resolve(reason);
+    };
+    const timer = setTimeout(() => done(undefined), timeoutMs);
+    sock.once("error", () => done(undefined));
+    sock.once("close", () => done(undefined));
+    sock.once("data", (chunk: Buffer) => {
+      if (!/"tls_required"\s*:\s*true|"tls_available"\s*:\s*true/.test(chunk.toString("utf8"))) return done(undefined);
+      sock.removeAllListeners("close");
+      secure = tlsConnect({ socket: sock, servername: net.isIP(host) ? undefined : host, ca, cert, key });
+      secure.once("secureConnect", () => secure?.write('CONNECT {"verbose":false,"pedantic":false,"tls_required":true}\r\nPING\r\n'));
+      secure.once("data", () => done(undefined));
+      secure.once("close", () => done(undefined));
+      secure.once("error", (err: NodeJS.ErrnoException) => {
+        const code = err.code ?? "";
+        if (!/CERTIFICATE_REQUIRED/.test(code) && !CLIENT_CERT_REFUSED.test(code)) return done(undefined);
+        const alert = code.replace(/^ERR_SSL_(SSLV3|TLSV1|TLSV13)_ALERT_/, "").toLowerCase().replace(/_/g, " ");
+        // Servers send "certificate required" or "bad certificate" for a missing one alike.
+        done(
+          cfg.cert
+            ? `TLS: the server refused the client certificate ${cfg.cert} (${alert})`
+            : `TLS: the server requires a client certificate (${alert}): give --tls-cert and --tls-key`,
+        );
+      });
+    });
+  });
+}
+
+type DenialListener = { match: (subject: string) => boolean; fn: (err: Error) => void };
+
 export class ConnectionService extends BaseService {
   private readonly pool = new Map<string, Promise<NatsConnection>>();
+  private readonly denialListeners = new Set<DenialListener>();
   private js?: JetStreamClient;
   private jsm?: Promise<JetStreamManager>;
+  private acked?: Promise<AckedPublisher>;
 
   /** The scope's connection to `servers` (default: the configured servers), opened once. */
   connection(servers: readonly string[] = this.config.connection.servers): Promise<NatsConnection> {
@@ -124,13 +227,45 @@ export class ConnectionService extends BaseService {
   }
 
   private async open(servers: readonly string[]): Promise<NatsConnection> {
-    const opts = await natsOptions({ ...this.config.connection, servers: [...servers] }, this.ctx.longLived);
+    const cfg = { ...this.config.connection, servers: [...servers] };
+    const opts = await natsOptions(cfg, this.ctx.longLived);
     try {
       const nc = await connect(opts);
       this.ctx.logger.debug(`connected to ${redactUrl(nc.getServer())} (nats-server ${nc.info?.version ?? "?"})`);
+      void this.watchDenials(nc);
       return nc;
     } catch (err) {
-      throw connectError(err, servers);
+      const timedOut = err instanceof Error && err.name === "TimeoutError";
+      const usesTls = opts.tls !== undefined || servers.some((u) => /^tls:\/\//i.test(u));
+      const tlsRefusal = timedOut && usesTls && servers[0] ? await probeTlsRefusal(servers[0], cfg.tls, 2_000) : undefined;
+      throw connectError(err, servers, { auth: describeAuth(cfg), tlsRefusal });
+    }
+  }
+
+  /**
+   * Calls `fn` with the server's error when it refuses this scope's publish or subscription
+   * on a subject `match` accepts; returns the function that stops listening. nats.js rejects a
+   * denied request at once, but reports a denied plain publish or pull request
+   * (`$JS.API.CONSUMER.MSG.NEXT...`) only on the connection's status, so a reader that
+   * waits for messages uses this to end with the error instead of waiting forever.
+   */
+  onPermissionDenied(match: (subject: string) => boolean, fn: (err: Error) => void): () => void {
+    const listener: DenialListener = { match, fn };
+    this.denialListeners.add(listener);
+    return () => void this.denialListeners.delete(listener);
+  }
+
+  private async watchDenials(nc: NatsConnection): Promise<void> {
+    try {
+      for await (const s of nc.status()) {
+        if (s.type !== "error") continue;
+        const denial = permissionDenial(s.error);
+        if (!denial) continue;
+        this.ctx.logger.debug(`NATS denied ${denial.operation} on ${denial.subject}`);
+        for (const l of [...this.denialListeners]) if (l.match(denial.subject)) l.fn(s.error);
+      }
+    } catch {
+      // the status iterator ends when the connection closes
     }
   }
 
@@ -140,6 +275,8 @@ export class ConnectionService extends BaseService {
   }
 
   protected override async onCleanup(): Promise<void> {
+    const publisher = this.acked;
+    this.acked = undefined;
     const all = await Promise.allSettled([...this.pool.values()]);
     this.pool.clear();
     await Promise.all(
@@ -149,6 +286,19 @@ export class ConnectionService extends BaseService {
         }
       }),
     );
+    (await publisher?.catch(() => undefined))?.close();
+  }
+
+  /** JetStream publishes with an awaited PubAck on the scope's connection, sharing one reply subscription (see acked-publish.ts). */
+  publisher(): Promise<AckedPublisher> {
+    if (!this.acked) {
+      const p = this.connection().then((nc) => new AckedPublisher(nc, this.config.timeout));
+      this.acked = p;
+      p.catch(() => {
+        if (this.acked === p) this.acked = undefined;
+      });
+    }
+    return this.acked;
   }
 
   async jetstream(): Promise<JetStreamClient> {

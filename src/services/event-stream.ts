@@ -40,6 +40,8 @@ export interface EventStreamDeps {
   jsm: () => Promise<JetStreamManager>;
   names: Names;
   logger: Logger;
+  /** ConnectionService.onPermissionDenied: ends the read when the server denies its pulls. */
+  onDenied?: (match: (subject: string) => boolean, fn: (err: Error) => void) => () => void;
 }
 
 export interface EventStreamOptions {
@@ -77,6 +79,8 @@ export class EventStream implements AsyncIterable<NaqEvent>, AsyncDisposable {
   private idleTimer?: NodeJS.Timeout;
   private checkingIdle = false;
   private stopped = false;
+  private denied?: Error;
+  private offDenied?: () => void;
   private readonly onAbort = () => this.stop();
 
   constructor(
@@ -138,6 +142,14 @@ export class EventStream implements AsyncIterable<NaqEvent>, AsyncDisposable {
     }
     if (this.stopped) return;
     const subjects = this.plan.subjects;
+    // A denied pull is not an error nats.js gives the reader: without this it waits forever.
+    this.offDenied ??= this.deps.onDenied?.(
+      (subject) => subject.startsWith("$JS.API.CONSUMER.") && subject.includes(`.${stream}.`),
+      (err) => {
+        this.denied ??= err;
+        this.messages?.stop(err);
+      },
+    );
     try {
       this.consumer = await js.consumers.get(stream, {
         name_prefix: this.namePrefix(),
@@ -152,6 +164,7 @@ export class EventStream implements AsyncIterable<NaqEvent>, AsyncDisposable {
         max_messages: this.opts.follow ? 256 : 1_024,
         expires: PULL_EXPIRES_MS,
       });
+      if (this.denied) this.messages.stop(this.denied);
     } catch (err) {
       await this.deleteConsumer();
       throw toNaqError(err, `reading ${stream}`);
@@ -274,6 +287,7 @@ export class EventStream implements AsyncIterable<NaqEvent>, AsyncDisposable {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.stop();
+      this.offDenied?.();
       this.opts.signal?.removeEventListener("abort", this.onAbort);
       await this.opening?.catch(() => undefined);
       this.messages?.stop();

@@ -17,13 +17,16 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { orderJobHistory, planEventRead, type EventFilter, type EventStart } from "../model/event-filter.js";
-import { ServiceError } from "../model/errors.js";
+import { coerceError, ServiceError } from "../model/errors.js";
+import { boundedError, truncateText } from "../model/limits.js";
+import { isoTime } from "../model/clock.js";
 import { EVENT_VERSION, type EventType, type NaqEvent } from "../model/events.js";
 import { validateToken } from "../model/naming.js";
 import { EventStatsBuilder, type EventStats, type StatsGroupBy } from "../model/stats.js";
 import { BaseService, type ServiceContext } from "./base.js";
 import { ConnectionService, FEATURES, versionAtLeast } from "./connection.js";
 import { EventStream, type EventStreamOptions } from "./event-stream.js";
+import { describeDenial, permissionDenial } from "./nats-errors.js";
 
 export type EventInput = Omit<NaqEvent, "v" | "at"> & { at?: string };
 
@@ -48,6 +51,32 @@ export interface StatsResult extends EventStats {
 const HOUR_MS = 3_600_000;
 
 const encoder = new TextEncoder();
+
+/**
+ * An event as bytes that fit `maxPayload`: a progress value that is not JSON (BigInt,
+ * circular) or that makes the event too large is replaced by a note, and a huge log line,
+ * error or reason is cut. Such an event used to stay at the head of the buffer for ever.
+ */
+function encodeEvent(e: NaqEvent, maxPayload: number): Uint8Array {
+  let data: Uint8Array | undefined;
+  try {
+    data = encoder.encode(JSON.stringify(e));
+  } catch {
+    data = undefined;
+  }
+  if (data !== undefined && data.length <= maxPayload) return data;
+  const { progress, log, error, reason, ...rest } = e;
+  const note = data === undefined ? "not JSON" : `${data.length} bytes, over max_payload`;
+  return encoder.encode(
+    JSON.stringify({
+      ...rest,
+      ...(progress !== undefined ? { progress: `(progress left out: ${note})` } : {}),
+      ...(log !== undefined ? { log: truncateText(String(log), 8 * 1024) } : {}),
+      ...(error ? { error: boundedError({ name: String(error.name), message: String(error.message) }, 1024) } : {}),
+      ...(reason !== undefined ? { reason: truncateText(String(reason), 1024) } : {}),
+    }),
+  );
+}
 const MAX_BUFFER = 10_000;
 
 export class EventService extends BaseService {
@@ -56,6 +85,7 @@ export class EventService extends BaseService {
   private buffer: NaqEvent[] = [];
   private scheduled = false;
   private dropped = 0;
+  private offDenied?: () => void;
   private readonly reads = new Set<EventStream>();
 
   constructor(
@@ -67,16 +97,32 @@ export class EventService extends BaseService {
 
   protected override async onInitialize(): Promise<void> {
     this.nc = await this.connection.connection();
+    // Events are plain publishes: a denied one is only reported on the connection. Say so
+    // once, naming the subject, rather than losing this user's events without a word.
+    let warned = false;
+    this.offDenied = this.connection.onPermissionDenied(
+      (subject) => subject.startsWith(`${this.names.namespace}.events.`),
+      (err) => {
+        const denial = permissionDenial(err);
+        if (warned || !denial) return;
+        warned = true;
+        this.ctx.logger.warn(`events: ${describeDenial(denial)}; events this user publishes are not stored`);
+      },
+    );
   }
 
   protected override async onCleanup(): Promise<void> {
     await Promise.allSettled([...this.reads].map((r) => r.close()));
     await this.flush();
+    // The server's -ERR for a denied event comes before the flush's PONG, but reaches the
+    // denial listener a few microtasks after it: give it one turn of the event loop.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.offDenied?.();
   }
 
   /** Queues an event for publishing; returns at once. */
   emit(input: EventInput): void {
-    const event: NaqEvent = { v: EVENT_VERSION, at: new Date().toISOString(), ...input } as NaqEvent;
+    const event: NaqEvent = { v: EVENT_VERSION, at: input.at ?? isoTime(Date.now()), ...input } as NaqEvent;
     if (this.buffer.length >= MAX_BUFFER) {
       // The connection is down for long: keep the newest, count what we drop.
       this.buffer.shift();
@@ -100,10 +146,21 @@ export class EventService extends BaseService {
     if (!nc || nc.isClosed()) return;
     const batch = this.buffer;
     this.buffer = [];
+    const maxPayload = nc.info?.max_payload ?? Number.POSITIVE_INFINITY;
     for (let i = 0; i < batch.length; i++) {
       const e = batch[i] as NaqEvent;
+      let subject: string;
+      let data: Uint8Array;
       try {
-        nc.publish(this.subjectOf(e), encoder.encode(JSON.stringify(e)));
+        subject = this.subjectOf(e);
+        data = encodeEvent(e, maxPayload);
+      } catch (err) {
+        // This event can never be published (a bad name): dropped, so it cannot hold up the others.
+        this.ctx.logger.warn(`events: ${e.type} event of ${e.jobId} dropped (${coerceError(err).message})`);
+        continue;
+      }
+      try {
+        nc.publish(subject, data);
       } catch (err) {
         // Draining or closed: keep the rest for a later flush.
         this.buffer = batch.slice(i).concat(this.buffer);
@@ -194,6 +251,7 @@ export class EventService extends BaseService {
       jsm: () => this.connection.manager(),
       names: this.names,
       logger: this.ctx.logger,
+      onDenied: (match: (subject: string) => boolean, fn: (err: Error) => void) => this.connection.onPermissionDenied(match, fn),
     };
     const stream = new EventStream(deps, filter, plan, opts, (s) => this.reads.delete(s));
     this.reads.add(stream);

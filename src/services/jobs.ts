@@ -12,7 +12,9 @@
  *   JobListing   src/services/job-list.ts      `naq job list` and `naq job logs`
  */
 import type { JetStreamClient } from "@nats-io/jetstream";
-import { coerceError, ConflictError, NotFoundError, TimeoutError, ValidationError } from "../model/errors.js";
+import { timerDelay } from "../model/duration.js";
+import { coerceError, ConflictError, NotFoundError, PayloadTooLargeError, TimeoutError, ValidationError } from "../model/errors.js";
+import { boundedError, HEADER_ROOM, truncateText } from "../model/limits.js";
 import { FINAL_JOB_EVENTS, JobEventType, statusFromEvent, type NaqEvent } from "../model/events.js";
 import {
   createEnvelope,
@@ -26,6 +28,7 @@ import {
   type JobRecord,
   type JobStatus,
 } from "../model/job.js";
+import { checkEvent, checkJobRecord, versionedDoc } from "../model/records.js";
 import { BaseService, type ServiceContext } from "./base.js";
 import { ConnectionService } from "./connection.js";
 import { DeadLetters, type DeadLetter, type RetryOutcome } from "./dead-letters.js";
@@ -67,6 +70,12 @@ interface WaitDoc {
   at: string;
 }
 const waitKey = (id: string): string => `wait.${id}`;
+const checkWaitDoc = (value: unknown, where: string): WaitDoc => {
+  const f = versionedDoc(value, where);
+  f.str("id");
+  if (!(f.num("waits") >= 0)) f.fail("waits", "a number >= 0");
+  return f.doc as unknown as WaitDoc;
+};
 
 export class JobService extends BaseService {
   static readonly deps = [ConnectionService, StreamService, KVStoreService, EventService, WorkerService] as const;
@@ -102,14 +111,30 @@ export class JobService extends BaseService {
     return this.js;
   }
 
+  /** The server's max_payload, in bytes. */
+  get maxPayloadBytes(): number {
+    return this.maxPayload;
+  }
+
+  /** The most bytes a job (or record) may take: the server's max_payload less room for headers. */
+  get maxMessageBytes(): number {
+    return this.maxPayload - HEADER_ROOM;
+  }
+
   private checkSize(env: JobEnvelope, data: Uint8Array): void {
     // Leave room for headers (Nats-Msg-Id etc.).
-    if (data.length + 256 > this.maxPayload) {
-      throw new ValidationError(
-        `job ${env.id} is ${data.length} bytes, over the server's max_payload of ${this.maxPayload} bytes: store large data elsewhere and pass a reference`,
-        "payload",
+    if (data.length > this.maxMessageBytes) {
+      throw new PayloadTooLargeError(
+        `job ${env.id} is ${data.length} bytes, over the limit of ${this.maxMessageBytes} bytes (the server's max_payload of ${this.maxPayload} bytes, less ${HEADER_ROOM} for headers): store large data elsewhere and pass a reference`,
+        data.length,
+        this.maxMessageBytes,
       );
     }
+  }
+
+  /** Checks that a job can be published (valid, and within max_payload) without publishing it: PayloadTooLargeError / ValidationError. */
+  assertPublishable(env: JobEnvelope): void {
+    this.checkSize(env, encodeEnvelope(env));
   }
 
   /** Publishes a complete envelope (idempotent by id). */
@@ -215,17 +240,49 @@ export class JobService extends BaseService {
   /** The terminal record of a job, if it has ended (and the record has not expired). */
   async getRecord(id: string): Promise<JobRecord | undefined> {
     validateJobId(id);
-    return (await this.kv.getJson<JobRecord>(this.names.buckets.results, id))?.value;
+    return (await this.kv.getJson<JobRecord>(this.names.buckets.results, id, checkJobRecord))?.value;
   }
 
   /** Writes a job's terminal record: the one awaited write at the end of a job. */
+  /**
+   * Writes a job's terminal record. Its error and reason are cut to naq's limits; a record
+   * still over max_payload (a result too large) is a PayloadTooLargeError, never a retry loop.
+   */
   async writeRecord(record: JobRecord): Promise<void> {
-    await this.kv.putJson(this.names.buckets.results, record.id, record);
+    let bounded: JobRecord = {
+      ...record,
+      ...(record.error ? { error: boundedError(record.error) } : {}),
+      ...(record.reason !== undefined ? { reason: truncateText(record.reason, 8 * 1024) } : {}),
+    };
+    const encode = (r: JobRecord): Uint8Array => {
+      try {
+        return new TextEncoder().encode(JSON.stringify(r));
+      } catch (err) {
+        throw new ValidationError(`the record of job ${record.id} cannot be written as JSON (${coerceError(err).message})`, "result", { cause: err });
+      }
+    };
+    let data = encode(bounded);
+    if (data.length > this.maxMessageBytes && bounded.labels) {
+      // Huge labels (copied from the job) are what is left out first, and the record says so.
+      const { labels: _labels, ...rest } = bounded;
+      bounded = { ...rest, reason: `${rest.reason ? `${rest.reason}; ` : ""}labels left out: the record was over max_payload` };
+      data = encode(bounded);
+    }
+    if (data.length > this.maxMessageBytes) {
+      const what = record.result !== undefined ? "its result is too large" : "it is too large";
+      throw new PayloadTooLargeError(
+        `the record of job ${record.id} is ${data.length} bytes, over the limit of ${this.maxMessageBytes} bytes (the server's max_payload): ${what}`,
+        data.length,
+        this.maxMessageBytes,
+        "result",
+      );
+    }
+    await this.kv.put(this.names.buckets.results, record.id, data);
   }
 
   /** How many times a job was put back to wait for its dependencies (these are not attempts). */
   async waitCount(id: string): Promise<number> {
-    const doc = await this.kv.getJson<WaitDoc>(this.names.buckets.results, waitKey(id));
+    const doc = await this.kv.getJson<WaitDoc>(this.names.buckets.results, waitKey(id), checkWaitDoc);
     return doc?.value.waits ?? 0;
   }
 
@@ -243,7 +300,7 @@ export class JobService extends BaseService {
   async lastEvent(id: string): Promise<NaqEvent | undefined> {
     validateJobId(id);
     const m = await this.streams.lastBySubject(this.names.eventsStream, this.names.eventFilter({ jobId: id }));
-    return m ? decodeJson<NaqEvent>(m.data, `event ${m.seq}`) : undefined;
+    return m ? decodeJson<NaqEvent>(m.data, `event ${m.seq}`, checkEvent) : undefined;
   }
 
   /**
@@ -257,7 +314,7 @@ export class JobService extends BaseService {
   async stateEvent(id: string): Promise<NaqEvent | undefined> {
     const newest = await this.streams.lastBySubject(this.names.eventsStream, this.names.eventFilter({ jobId: validateJobId(id) }));
     if (!newest) return undefined;
-    const ev = decodeJson<NaqEvent>(newest.data, `event ${newest.seq}`);
+    const ev = decodeJson<NaqEvent>(newest.data, `event ${newest.seq}`, checkEvent);
     if (ev.type !== JobEventType.enqueued) return ev;
     const types = [
       JobEventType.started,
@@ -273,7 +330,7 @@ export class JobService extends BaseService {
     );
     let best: { seq: number; ev: NaqEvent } | undefined;
     for (const m of found) {
-      if (m && (!best || m.seq > best.seq)) best = { seq: m.seq, ev: decodeJson<NaqEvent>(m.data, `event ${m.seq}`) };
+      if (m && (!best || m.seq > best.seq)) best = { seq: m.seq, ev: decodeJson<NaqEvent>(m.data, `event ${m.seq}`, checkEvent) };
     }
     if (!best || FINAL_JOB_EVENTS.has(best.ev.type)) return ev;
     return best.ev;
@@ -299,13 +356,14 @@ export class JobService extends BaseService {
       }
       return record;
     }
-    const watcher = await this.kv.watchJson<JobRecord>(this.names.buckets.results, { key: id });
+    const watcher = await this.kv.watchJson<JobRecord>(this.names.buckets.results, { key: id }, checkJobRecord);
     const timer =
-      opts.timeoutMs !== undefined && Number.isFinite(opts.timeoutMs) ? setTimeout(() => watcher.stop(), opts.timeoutMs) : undefined;
+      opts.timeoutMs !== undefined && Number.isFinite(opts.timeoutMs) ? setTimeout(() => watcher.stop(), timerDelay(opts.timeoutMs)) : undefined;
     const onAbort = () => watcher.stop();
     opts.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       for await (const e of watcher) {
+        if (e.invalid) throw e.invalid;
         if (e.value && TERMINAL_STATUSES.has(e.value.status)) return e.value;
       }
     } finally {

@@ -13,8 +13,9 @@ import { BaseService, type ServiceContext } from "./base.js";
 import { ConnectionService } from "./connection.js";
 import { ControlService, type PauseFlag } from "./control.js";
 import { WorkerService, type WorkerInfo } from "./workers.js";
-import { apiErrorCode, ApiCode, toNaqError } from "./nats-errors.js";
+import { apiErrorCode, ApiCode, permissionDenial, toNaqError } from "./nats-errors.js";
 import { StreamService } from "./streams.js";
+import { PullChannel, type PullListener } from "./pull-channel.js";
 import { topology } from "../model/topology.js";
 
 /** One delivered job message. Acks are fire-and-forget: at-least-once allows a lost ack. */
@@ -198,12 +199,48 @@ export class QueueService extends BaseService {
     } catch (err) {
       throw toNaqError(err, `pulling from queue ${queue}`);
     }
+    // A denied pull request gets no reply: end the pull with the server's error at once.
+    const pullSubject = `$JS.API.CONSUMER.MSG.NEXT.${this.names.jobsStream}.${this.names.queueConsumer(queue)}`;
+    const offDenied = this.connection.onPermissionDenied(
+      (subject) => subject === pullSubject,
+      (err) => it.stop(err),
+    );
     return {
-      stop: () => void it.stop(),
+      stop: () => {
+        offDenied();
+        it.stop();
+      },
       async *[Symbol.asyncIterator]() {
-        for await (const m of it) yield new JsDelivery(queue, m, termReason);
+        try {
+          for await (const m of it) yield new JsDelivery(queue, m, termReason);
+        } catch (err) {
+          throw permissionDenial(err) ? toNaqError(err, `pulling from queue ${queue}`) : err;
+        } finally {
+          offDenied();
+        }
       },
     };
+  }
+
+  /**
+   * A long-lived pull channel on the queue's consumer: one subscription for all of this
+   * worker's pulls, deliveries handed to `listener` as they arrive (see pull-channel.ts).
+   */
+  async channel(queue: string, listener: PullListener): Promise<PullChannel> {
+    await this.consumer(queue);
+    const [nc, termReason] = await Promise.all([this.connection.connection(), this.connection.supports("term-reason")]);
+    // A denied pull request gets no reply: the channel learns of it from the connection's status.
+    const pullSubject = `$JS.API.CONSUMER.MSG.NEXT.${this.names.jobsStream}.${this.names.queueConsumer(queue)}`;
+    const channel = new PullChannel(
+      nc,
+      { queue, stream: this.names.jobsStream, consumer: this.names.queueConsumer(queue), termReason, onClose: () => offDenied() },
+      listener,
+    );
+    const offDenied = this.connection.onPermissionDenied(
+      (subject) => subject === pullSubject,
+      (err) => channel.denied(toNaqError(err, `pulling from queue ${queue}`)),
+    );
+    return channel;
   }
 
   /** Jobs waiting in a queue (not yet delivered), and delivered but unacknowledged. */
@@ -221,6 +258,25 @@ export class QueueService extends BaseService {
       }
       throw toNaqError(err, `queue ${queue}`);
     }
+  }
+
+  /**
+   * Removes a queue from the jobs stream: its durable consumer and every job stored for it.
+   * For throwaway queues (`naq bench`); a queue in use by workers would lose its jobs.
+   */
+  async discard(queue: string): Promise<{ consumer: boolean; jobs: number }> {
+    validateQueueName(queue);
+    this.consumers.delete(queue);
+    const jsm = await this.connection.manager();
+    let consumer = false;
+    try {
+      consumer = await jsm.consumers.delete(this.names.jobsStream, this.names.queueConsumer(queue));
+    } catch (err) {
+      const code = apiErrorCode(err);
+      if (code !== ApiCode.ConsumerNotFound && code !== ApiCode.StreamNotFound) throw toNaqError(err, `deleting the consumer of queue ${queue}`);
+    }
+    const jobs = (await this.streams.find(this.names.jobsStream)) ? await this.streams.purge(this.names.jobsStream, { subject: this.names.queueSubject(queue) }) : 0;
+    return { consumer, jobs };
   }
 
   /** Message counts per subject matching `filter` (empty when the stream does not exist). */

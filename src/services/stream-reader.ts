@@ -5,7 +5,7 @@
  * jobs stream: a work-queue stream refuses a second consumer overlapping a queue's.
  */
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
-import { toNaqError } from "./nats-errors.js";
+import { permissionDenial, toNaqError } from "./nats-errors.js";
 import type { StoredMessage } from "./streams.js";
 
 export interface ReadOptions {
@@ -21,6 +21,8 @@ export interface ReadOptions {
    * `true` result ends the read there.
    */
   onCaughtUp?: () => boolean | void | Promise<boolean | void>;
+  /** ConnectionService.onPermissionDenied: ends the read when the server denies its pulls. */
+  onDenied?: (match: (subject: string) => boolean, fn: (err: Error) => void) => () => void;
 }
 
 /** Messages stored under `filter` right now (0 when the stream does not exist). */
@@ -41,20 +43,32 @@ export async function* readStream(js: JetStreamClient, jsm: JetStreamManager, st
   const stored = await countMatching(jsm, stream, opts.filter);
   let caughtUp = stored === 0;
   if (caughtUp && ((await opts.onCaughtUp?.()) === true || !opts.follow)) return;
-  let messages: Awaited<ReturnType<Awaited<ReturnType<JetStreamClient["consumers"]["get"]>>["consume"]>>;
+  let messages: Awaited<ReturnType<Awaited<ReturnType<JetStreamClient["consumers"]["get"]>>["consume"]>> | undefined;
+  // A denied pull is not an error nats.js gives the reader: without this it waits forever.
+  let denied: Error | undefined;
+  const offDenied = opts.onDenied?.(
+    (subject) => subject.startsWith("$JS.API.CONSUMER.") && subject.includes(`.${stream}.`),
+    (err) => {
+      denied ??= err;
+      messages?.stop(err);
+    },
+  );
   try {
     const consumer = await js.consumers.get(stream, {
       filter_subjects: opts.filter,
       deliver_policy: opts.deliver === "last_per_subject" ? DeliverPolicy.LastPerSubject : DeliverPolicy.All,
     });
     messages = await consumer.consume({ max_messages: 256 });
+    if (denied) messages.stop(denied);
   } catch (err) {
+    offDenied?.();
     throw toNaqError(err, `reading ${stream}`);
   }
-  const onAbort = () => void messages.stop();
+  const reading = messages;
+  const onAbort = () => void reading.stop();
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   try {
-    for await (const m of messages) {
+    for await (const m of reading) {
       const header: Record<string, string> = {};
       if (m.headers) for (const k of m.headers.keys()) header[k] = m.headers.get(k);
       yield { subject: m.subject, seq: m.seq, data: m.data, time: new Date(m.info.timestampNanos / 1_000_000), header };
@@ -64,8 +78,11 @@ export async function* readStream(js: JetStreamClient, jsm: JetStreamManager, st
       }
       if (opts.signal?.aborted) break;
     }
+  } catch (err) {
+    throw permissionDenial(err) ? toNaqError(err, `reading ${stream}`) : err;
   } finally {
+    offDenied?.();
     opts.signal?.removeEventListener("abort", onAbort);
-    messages.stop();
+    reading.stop();
   }
 }

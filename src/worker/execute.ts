@@ -8,8 +8,11 @@
  * unit-testable without a server.
  */
 import { backoffDelay } from "../model/backoff.js";
-import { coerceError, UnrecoverableError } from "../model/errors.js";
+import { MAX_TIMER_MS } from "../model/duration.js";
+import { coerceError, PayloadTooLargeError, UnrecoverableError } from "../model/errors.js";
+import { boundedError } from "../model/limits.js";
 import { JobEventType } from "../model/events.js";
+import { isoTime } from "../model/clock.js";
 import { decodeEnvelope, JOB_VERSION, poisonId, type JobEnvelope, type JobError, type JobRecord, type JsonValue } from "../model/job.js";
 import type { EventInput } from "../services/events.js";
 import type { DeadLetter } from "../services/jobs.js";
@@ -32,6 +35,12 @@ export interface ExecDeps {
   handlerSettled?(run: RunningJob): void;
   /** Why this worker will not run `job` at all (dead-lettered without starting), if it will not. */
   refuse?(job: JobEnvelope): string | undefined;
+  /**
+   * The largest job message this worker takes (its server's max_payload). A bigger one
+   * (published through a server with a larger max_payload) is dead-lettered without
+   * running: it could not be re-enqueued or dead-lettered whole through this server.
+   */
+  maxJobBytes?: number;
   emit(event: EventInput): void;
   verbose?: boolean;
   now?: () => number;
@@ -48,12 +57,44 @@ export type Outcome =
 
 /** Cancels/aborts a running job from outside (cancel request, forced shutdown). */
 export class RunningJob {
-  readonly controller = new AbortController();
+  private ac?: AbortController;
+  private onAbort?: (reason: unknown) => void;
   job?: JobEnvelope;
   startedAt = Date.now();
   /** Set when the job's slot was handed back (at the latest when the job ends). */
   slotReleased = false;
   constructor(readonly delivery: Delivery) {}
+
+  /**
+   * The job's AbortController, made on first use (a handler reading `ctx.signal`, a cancel,
+   * a timeout, a stop): most jobs never need one, and an AbortController with its listener
+   * costs more than the rest of a trivial job's bookkeeping.
+   */
+  get controller(): AbortController {
+    if (!this.ac) {
+      const ac = new AbortController();
+      ac.signal.addEventListener("abort", () => this.onAbort?.(ac.signal.reason), { once: true });
+      this.ac = ac;
+    }
+    return this.ac;
+  }
+
+  get aborted(): boolean {
+    return this.ac?.signal.aborted ?? false;
+  }
+
+  get abortReason(): unknown {
+    return this.ac?.signal.reason;
+  }
+
+  /** Calls `fn` on the next microtask; settles as it does, or rejects as soon as the job is aborted. */
+  race<T>(fn: () => T | PromiseLike<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      if (this.aborted) return reject(this.abortReason);
+      this.onAbort = reject;
+      Promise.resolve().then(fn).then(resolve, reject);
+    });
+  }
 }
 
 export class JobTimeoutError extends Error {
@@ -72,7 +113,18 @@ const UNKNOWN_DEPENDENCY_WAITS = 3;
 
 export function toJobError(err: unknown, verbose = false): JobError {
   const e = coerceError(err);
-  return { name: e.name, message: e.message, ...(verbose && e.stack ? { stack: e.stack } : {}) };
+  // A handler's error can be any size: records, events and dead-letter entries keep a bounded part.
+  return boundedError({ name: String(e.name), message: String(e.message), ...(verbose && e.stack ? { stack: String(e.stack) } : {}) });
+}
+
+/** setTimeout for any delay: Node fires a delay over 2^31-1 ms (24.8 days) at once, so a longer one is chained. */
+function longTimeout(fn: () => void, ms: number): { clear(): void } {
+  let handle: NodeJS.Timeout | undefined;
+  const arm = (left: number): void => {
+    handle = setTimeout(() => (left > MAX_TIMER_MS ? arm(left - MAX_TIMER_MS) : fn()), Math.min(left, MAX_TIMER_MS));
+  };
+  arm(ms);
+  return { clear: () => clearTimeout(handle) };
 }
 
 /** Makes a handler's return value JSON (undefined -> null); throws if it cannot be. */
@@ -85,11 +137,15 @@ export async function execute(run: RunningJob, deps: ExecDeps): Promise<Outcome>
   const d = run.delivery;
   const now = deps.now ?? Date.now;
   let job: JobEnvelope;
+  const oversized =
+    deps.maxJobBytes !== undefined && d.data.length > deps.maxJobBytes
+      ? `oversized job: the message is ${d.data.length} bytes, over the max_payload of ${deps.maxJobBytes} bytes of this worker's server`
+      : undefined;
   try {
     job = decodeEnvelope(d.data);
   } catch (err) {
     const id = poisonId(d.seq);
-    const reason = `invalid job: ${coerceError(err).message}`;
+    const reason = oversized ?? `invalid job: ${coerceError(err).message}`;
     await deps.deadLetter(
       {
         v: JOB_VERSION,
@@ -115,6 +171,7 @@ export async function execute(run: RunningJob, deps: ExecDeps): Promise<Outcome>
     return { kind: "cancelled", job };
   }
 
+  if (oversized) return deadLetterJob(run, job, 0, oversized, undefined, deps);
   const refusal = deps.refuse?.(job);
   if (refusal) return deadLetterJob(run, job, 0, refusal, undefined, deps);
 
@@ -152,35 +209,32 @@ export async function execute(run: RunningJob, deps: ExecDeps): Promise<Outcome>
 
   const attempt = Math.max(1, d.deliveryCount - waits);
   run.startedAt = now();
-  deps.emit({ ...base, type: JobEventType.started, attempt });
-  const signal = run.controller.signal;
+  const startedAt = isoTime(run.startedAt);
+  // Literals, not `{ ...base, ... }`: a spread followed by more properties is V8's slow path.
+  deps.emit({ at: startedAt, queue: job.queue, jobId: job.id, task: job.task, worker: deps.workerId, maxAttempts: job.attempts, type: JobEventType.started, attempt });
   const ctx: JobContext = {
     job,
     id: job.id,
     attempt,
-    signal,
+    get signal() {
+      return run.controller.signal;
+    },
     progress: (value) => deps.emit({ ...base, type: JobEventType.progress, attempt, progress: value }),
     log: (line) => deps.emit({ ...base, type: JobEventType.progress, attempt, log: String(line) }),
   };
 
-  let timer: NodeJS.Timeout | undefined;
+  let timer: { clear(): void } | undefined;
   let result: JsonValue;
   try {
-    const running = Promise.resolve().then(() => handler(job.payload, ctx));
-    const aborted = new Promise<never>((_, reject) => {
-      const onAbort = () => reject(signal.reason);
-      if (signal.aborted) onAbort();
-      else signal.addEventListener("abort", onAbort, { once: true });
-    });
+    const running = run.race(() => handler(job.payload, ctx));
     if (job.timeoutMs !== undefined) {
-      timer = setTimeout(() => run.controller.abort(new JobTimeoutError(`timed out after ${job.timeoutMs}ms`)), job.timeoutMs);
+      timer = longTimeout(() => run.controller.abort(new JobTimeoutError(`timed out after ${job.timeoutMs}ms`)), job.timeoutMs);
     }
-    running.catch(() => undefined); // a handler that rejects after we gave up on it is not unhandled
-    result = toJson(await Promise.race([running, aborted]));
+    result = toJson(await running);
   } catch (err) {
     deps.handlerSettled?.(run);
-    if (timer) clearTimeout(timer);
-    const reason: unknown = signal.aborted ? signal.reason : err;
+    timer?.clear();
+    const reason: unknown = run.aborted ? run.abortReason : err;
     if (reason instanceof JobCancelledError) {
       d.ack();
       return { kind: "cancelled", job };
@@ -202,7 +256,7 @@ export async function execute(run: RunningJob, deps: ExecDeps): Promise<Outcome>
     return deadLetterJob(run, job, attempt, why, error, deps);
   }
   deps.handlerSettled?.(run);
-  if (timer) clearTimeout(timer);
+  timer?.clear();
 
   const finishedAt = now();
   const durationMs = finishedAt - run.startedAt;
@@ -211,7 +265,7 @@ export async function execute(run: RunningJob, deps: ExecDeps): Promise<Outcome>
     d.ack();
     return { kind: "cancelled", job };
   }
-  await deps.writeRecord({
+  const record: JobRecord = {
     v: JOB_VERSION,
     id: job.id,
     queue: job.queue,
@@ -220,15 +274,24 @@ export async function execute(run: RunningJob, deps: ExecDeps): Promise<Outcome>
     attempts: attempt,
     maxAttempts: job.attempts,
     enqueuedAt: job.enqueuedAt,
-    startedAt: new Date(run.startedAt).toISOString(),
-    finishedAt: new Date(finishedAt).toISOString(),
+    startedAt,
+    finishedAt: isoTime(finishedAt),
     durationMs,
     worker: deps.workerId,
     result,
-    ...(job.labels ? { labels: job.labels } : {}),
-  });
+  };
+  if (job.labels) record.labels = job.labels;
+  try {
+    await deps.writeRecord(record);
+  } catch (err) {
+    // A result over max_payload can never be stored: the job fails for good (retrying would
+    // only compute it again), with the sizes in its reason; its failed record has no result.
+    if (!(err instanceof PayloadTooLargeError)) throw err;
+    const reason = `result too large: the job's record is ${err.bytes} bytes, over the limit of ${err.limit} bytes (the server's max_payload); return a smaller result, or store it elsewhere and return a reference`;
+    return deadLetterJob(run, job, attempt, reason, toJobError(err, deps.verbose), deps);
+  }
   d.ack();
-  deps.emit({ ...base, type: JobEventType.completed, attempt, durationMs });
+  deps.emit({ queue: job.queue, jobId: job.id, task: job.task, worker: deps.workerId, maxAttempts: job.attempts, type: JobEventType.completed, attempt, durationMs });
   return { kind: "completed", job, attempt, durationMs, result };
 }
 

@@ -13,6 +13,7 @@
 import { hostname } from "node:os";
 import { loadConfig } from "../config/load.js";
 import { configSchema, queueSettings, type NaqConfig } from "../config/schema.js";
+import { timerDelay } from "../model/duration.js";
 import { coerceError, UsageError } from "../model/errors.js";
 import { EXEC_TASK } from "../model/exec.js";
 import { WorkerEventType, WORKER_EVENTS_QUEUE } from "../model/events.js";
@@ -24,13 +25,13 @@ import { ControlService, type Follow, type StopRequest } from "../services/contr
 import { EventService } from "../services/events.js";
 import { JobService } from "../services/jobs.js";
 import { KVStoreService, type Watcher } from "../services/kv.js";
-import { QueueService, type Delivery, type FetchBatch } from "../services/queues.js";
+import { QueueService, type Delivery } from "../services/queues.js";
 import { WorkerService, type WorkerInfo } from "../services/workers.js";
 import { ExecRunner } from "./exec-task.js";
 import { execute, JobCancelledError, RunningJob, WorkerStoppingError, type ExecDeps, type Outcome } from "./execute.js";
 import { handlersFromObject, type Handler, type Handlers } from "./handlers.js";
 import { SlotPool } from "./slots.js";
-import { pullLoop, type PullHost } from "./pull-loop.js";
+import { channelLoop, type ChannelHost } from "./channel-loop.js";
 import { follow, workerLoops } from "./background.js";
 import { isValidated, jobEventInfo, NAQ_VERSION, workerIdFor, type CloseOptions, type WorkerEvents, type WorkerOptions } from "./options.js";
 
@@ -48,7 +49,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   private pool?: SlotPool;
   private readonly running = new Set<RunningJob>();
   private noneRunning: Array<() => void> = [];
-  private readonly batches = new Map<FetchBatch, string>();
+  /** What ends each queue's open pulls (on pause and stop). */
+  private readonly batches = new Map<{ stop(): void }, string>();
   private readonly exec: ExecRunner;
   private readonly paused = new Set<string>();
   private wakers: Array<() => void> = [];
@@ -178,6 +180,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       recordWait: (id, n) => jobs.recordWait(id, n),
       isCancelled: (id) => this.cancelled.has(id),
       refuse: (job) => this.exec.refuse(job),
+      maxJobBytes: jobs.maxPayloadBytes,
       emit: (e) => events.emit(e),
       verbose: this.opts.verbose,
     };
@@ -204,7 +207,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     events.emit({ type: WorkerEventType.started, queue: WORKER_EVENTS_QUEUE, jobId: this.id, worker: this.id });
     for (const t of this.tasks) t.start();
     const host = this.pullHost(queues, deps);
-    this.loops = this.queues.map((q, i) => pullLoop(host, q, i));
+    this.loops = this.queues.map((q, i) => channelLoop(host, q, i));
   }
 
   /** Cancel requests: remembered (a queued job is then skipped) and fired at a running job. */
@@ -251,7 +254,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     return new Promise((resolve) => this.wakers.push(resolve));
   }
 
-  private pullHost(queues: QueueService, deps: ExecDeps): PullHost {
+  private pullHost(queues: QueueService, deps: ExecDeps): ChannelHost {
     return {
       pool: this.pool as SlotPool,
       queueCount: this.queues.length,
@@ -267,7 +270,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       expect: (n) => void (this.pulledNotTaken += n),
       stopFetching: () => this.stopFetching(),
       dispatch: (d) => this.dispatch(d, deps),
-      fetch: (q, max, expiresMs) => queues.fetch(q, max, expiresMs),
+      open: (q, listener) => queues.channel(q, listener),
       track: (b, q) => void this.batches.set(b, q),
       untrack: (b) => void this.batches.delete(b),
       error: (err) => this.emit("error", err),
@@ -385,7 +388,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     await Promise.allSettled(this.loops);
     if (this.running.size > 0 && !this.forced) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, graceMs);
+        const timer = setTimeout(resolve, timerDelay(graceMs));
         this.forceNow = () => {
           clearTimeout(timer);
           resolve();
