@@ -97,6 +97,7 @@ export class AckedPublisher {
   }
 
   private start(): void {
+    (this.statuses as { stop?: () => void } | undefined)?.stop?.();
     const inbox = createInbox();
     this.prefix = `${inbox}.`;
     this.sub = this.nc.subscribe(`${inbox}.*`, { callback: (err, m) => (err ? this.onSubError(err) : this.onReply(m)) });

@@ -11,7 +11,6 @@
  *   DeadLetters  src/services/dead-letters.ts  dead-lettering, listing and retrying
  *   JobListing   src/services/job-list.ts      `naq job list` and `naq job logs`
  */
-import type { JetStreamClient } from "@nats-io/jetstream";
 import { timerDelay } from "../model/duration.js";
 import { coerceError, ConflictError, NotFoundError, PayloadTooLargeError, TimeoutError, ValidationError } from "../model/errors.js";
 import { boundedError, HEADER_ROOM, truncateText } from "../model/limits.js";
@@ -29,6 +28,7 @@ import {
   type JobStatus,
 } from "../model/job.js";
 import { checkEvent, checkJobRecord, versionedDoc } from "../model/records.js";
+import type { AckedPublisher, PubAck } from "./acked-publish.js";
 import { BaseService, type ServiceContext } from "./base.js";
 import { ConnectionService } from "./connection.js";
 import { DeadLetters, type DeadLetter, type RetryOutcome } from "./dead-letters.js";
@@ -61,6 +61,7 @@ export interface JobState {
 }
 
 const DEFAULT_WINDOW = 256;
+const recordEncoder = new TextEncoder();
 
 /** Dependency-wait counter of a job, kept beside its record (same TTL). */
 interface WaitDoc {
@@ -79,7 +80,6 @@ const checkWaitDoc = (value: unknown, where: string): WaitDoc => {
 
 export class JobService extends BaseService {
   static readonly deps = [ConnectionService, StreamService, KVStoreService, EventService, WorkerService] as const;
-  private js?: JetStreamClient;
   private maxPayload = Number.POSITIVE_INFINITY;
   private readonly dlq: DeadLetters;
   private readonly listing: JobListing;
@@ -102,13 +102,7 @@ export class JobService extends BaseService {
   }
 
   protected override async onInitialize(): Promise<void> {
-    this.js = await this.connection.jetstream();
     this.maxPayload = (await this.connection.server()).maxPayload;
-  }
-
-  private get jsc(): JetStreamClient {
-    if (!this.js) throw new Error("JobService used before initialize()");
-    return this.js;
   }
 
   /** The server's max_payload, in bytes. */
@@ -143,11 +137,11 @@ export class JobService extends BaseService {
     this.checkSize(env, data);
     let ack;
     try {
-      ack = await this.jsc.publish(this.names.queueSubject(env.queue), data, { msgID: msgId });
+      ack = await this.publishAcked(this.names.queueSubject(env.queue), data, msgId);
     } catch (err) {
       if (isNoStreamForSubject(err)) {
         await this.ensureStreams();
-        ack = await this.jsc.publish(this.names.queueSubject(env.queue), data, { msgID: msgId });
+        ack = await this.publishAcked(this.names.queueSubject(env.queue), data, msgId);
       } else {
         throw toNaqError(err, `enqueueing job ${env.id} on ${env.queue}`);
       }
@@ -156,6 +150,13 @@ export class JobService extends BaseService {
       this.events.emit({ type: JobEventType.enqueued, queue: env.queue, jobId: env.id, task: env.task, maxAttempts: env.attempts });
     }
     return { id: env.id, queue: env.queue, seq: ack.seq, duplicate: ack.duplicate };
+  }
+
+  private acked?: AckedPublisher;
+  /** A JetStream publish and its PubAck through the scope's AckedPublisher (no nats.js request object per job). */
+  private async publishAcked(subject: string, data: Uint8Array, msgId: string): Promise<PubAck> {
+    this.acked ??= await this.connection.publisher();
+    return this.acked.publish(subject, data, { msgId });
   }
 
   private ensuring?: Promise<void>;
@@ -249,14 +250,18 @@ export class JobService extends BaseService {
    * still over max_payload (a result too large) is a PayloadTooLargeError, never a retry loop.
    */
   async writeRecord(record: JobRecord): Promise<void> {
-    let bounded: JobRecord = {
-      ...record,
-      ...(record.error ? { error: boundedError(record.error) } : {}),
-      ...(record.reason !== undefined ? { reason: truncateText(record.reason, 8 * 1024) } : {}),
-    };
+    // A completed job's record (no error, no reason: one per job on the worker's hot path) is written as it is, not copied.
+    let bounded: JobRecord =
+      record.error === undefined && record.reason === undefined
+        ? record
+        : {
+            ...record,
+            ...(record.error ? { error: boundedError(record.error) } : {}),
+            ...(record.reason !== undefined ? { reason: truncateText(record.reason, 8 * 1024) } : {}),
+          };
     const encode = (r: JobRecord): Uint8Array => {
       try {
-        return new TextEncoder().encode(JSON.stringify(r));
+        return recordEncoder.encode(JSON.stringify(r));
       } catch (err) {
         throw new ValidationError(`the record of job ${record.id} cannot be written as JSON (${coerceError(err).message})`, "result", { cause: err });
       }

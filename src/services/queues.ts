@@ -4,7 +4,7 @@
  * pulls sized by the caller to its free slots; deliveries wrapped so the worker runtime
  * never sees a NATS type.
  */
-import { AckPolicy, DeliverPolicy, ReplayPolicy, type Consumer, type ConsumerConfig, type ConsumerInfo, type JsMsg, type MsgRequest } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, ReplayPolicy, type Consumer, type ConsumerConfig, type ConsumerInfo, type MsgRequest } from "@nats-io/jetstream";
 import { queueSettings } from "../config/schema.js";
 import { msToNanos, nanosToMs } from "../model/duration.js";
 import { NotFoundError } from "../model/errors.js";
@@ -13,7 +13,7 @@ import { BaseService, type ServiceContext } from "./base.js";
 import { ConnectionService } from "./connection.js";
 import { ControlService, type PauseFlag } from "./control.js";
 import { WorkerService, type WorkerInfo } from "./workers.js";
-import { apiErrorCode, ApiCode, permissionDenial, toNaqError } from "./nats-errors.js";
+import { apiErrorCode, ApiCode, toNaqError } from "./nats-errors.js";
 import { StreamService } from "./streams.js";
 import { PullChannel, type PullListener } from "./pull-channel.js";
 import { topology } from "../model/topology.js";
@@ -64,44 +64,6 @@ export interface QueueDetails extends QueueSummary {
   oldest: { seq: number; enqueuedAt: string; ageMs: number } | null;
   pause: PauseFlag | null;
   workerIds: string[];
-}
-
-export interface FetchBatch extends AsyncIterable<Delivery> {
-  /** Ends the pull early; messages already on the way still arrive and must be handled. */
-  stop(): void;
-}
-
-class JsDelivery implements Delivery {
-  constructor(
-    readonly queue: string,
-    private readonly m: JsMsg,
-    private readonly termReason: boolean,
-  ) {}
-  get data() {
-    return this.m.data;
-  }
-  get subject() {
-    return this.m.subject;
-  }
-  get seq() {
-    return this.m.seq;
-  }
-  get deliveryCount() {
-    return this.m.info.deliveryCount;
-  }
-  ack() {
-    this.m.ack();
-  }
-  nak(delayMs?: number) {
-    this.m.nak(delayMs && delayMs > 0 ? Math.round(delayMs) : undefined);
-  }
-  term(reason?: string) {
-    // nats-server < 2.10.4 ignores "+TERM <reason>" entirely: the job would come back after ack_wait.
-    this.m.term(this.termReason ? reason : undefined);
-  }
-  working() {
-    this.m.working();
-  }
 }
 
 export class QueueService extends BaseService {
@@ -187,39 +149,6 @@ export class QueueService extends BaseService {
     } catch (err) {
       throw toNaqError(err, `consumer for queue ${queue}`);
     }
-  }
-
-  /** Pulls up to `max` jobs, waiting up to `expiresMs` (>= 1000) for them to arrive. */
-  async fetch(queue: string, max: number, expiresMs: number): Promise<FetchBatch> {
-    const consumer = await this.consumer(queue);
-    const termReason = await this.connection.supports("term-reason");
-    let it: Awaited<ReturnType<Consumer["fetch"]>>;
-    try {
-      it = await consumer.fetch({ max_messages: max, expires: Math.max(1_000, expiresMs) });
-    } catch (err) {
-      throw toNaqError(err, `pulling from queue ${queue}`);
-    }
-    // A denied pull request gets no reply: end the pull with the server's error at once.
-    const pullSubject = `$JS.API.CONSUMER.MSG.NEXT.${this.names.jobsStream}.${this.names.queueConsumer(queue)}`;
-    const offDenied = this.connection.onPermissionDenied(
-      (subject) => subject === pullSubject,
-      (err) => it.stop(err),
-    );
-    return {
-      stop: () => {
-        offDenied();
-        it.stop();
-      },
-      async *[Symbol.asyncIterator]() {
-        try {
-          for await (const m of it) yield new JsDelivery(queue, m, termReason);
-        } catch (err) {
-          throw permissionDenial(err) ? toNaqError(err, `pulling from queue ${queue}`) : err;
-        } finally {
-          offDenied();
-        }
-      },
-    };
   }
 
   /**
