@@ -12,7 +12,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   2  usage error (bad arguments, options or config; refused without --force)
   3  not found (job, stream, queue, schedule)
   4  timed out
-  5  cannot reach or authenticate to NATS
+  5  cannot reach or authenticate to NATS (also TLS failures and denied permissions)
   6  the awaited job failed`;
 
 function oneLine(text: string): string {
