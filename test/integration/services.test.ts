@@ -15,6 +15,8 @@ let server: NatsServer;
 
 beforeAll(async () => {
   server = await startServer();
+  // The harness's readiness check may still be closing its connection: counts below are relative to a quiet server.
+  await eventually(async () => expect((await server.connz()).num_connections).toBe(0), { timeoutMs: 5_000 });
 });
 
 afterAll(async () => {
