@@ -28,7 +28,8 @@ import { KVStoreService } from "../../src/services/kv.js";
 import { QueueService } from "../../src/services/queues.js";
 import { StreamService } from "../../src/services/streams.js";
 import { runCli, startCluster, type NatsServer } from "../support/index.js";
-import { eventCounts, LedgerTail, startWorkerProc, type WorkerProc } from "./support/cluster-procs.js";
+import { eventCounts, LedgerTail, startWorkerProc } from "./support/cluster-procs.js";
+import type { WorkerChild } from "./support/harness.js";
 import { readLedger, tally } from "./support/ledger.js";
 import { RssSampler } from "./support/proc.js";
 import { recordScenario, scale } from "./support/report.js";
@@ -78,7 +79,7 @@ describe("chaos: cluster failover", () => {
     const tmp = await mkdtemp(path.join(os.tmpdir(), "naq-chaos-fo-"));
     const ledger = path.join(tmp, "ledger.txt");
     const env = { NAQ_URL: cluster.urls.join(","), NAQ_NAMESPACE: NS, NAQ_STREAM_REPLICAS: "3", NAQ_ACK_WAIT: ACK_WAIT, NAQ_MAX_ACK_PENDING: String(MAX_ACK_PENDING) };
-    const workers: WorkerProc[] = [];
+    const workers: WorkerChild[] = [];
     let tail: LedgerTail | undefined;
     let sampler: RssSampler | undefined;
     try {

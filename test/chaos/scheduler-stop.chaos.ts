@@ -23,7 +23,8 @@ import { JobEventType } from "../../src/model/events.js";
 import { ServiceManager } from "../../src/services/base.js";
 import { SchedulerService } from "../../src/services/scheduler.js";
 import { runCli, spawnCli, startServer, type SpawnedCli } from "../support/index.js";
-import { eventCounts, startWorkerProc, type WorkerProc } from "./support/cluster-procs.js";
+import { eventCounts, startWorkerProc } from "./support/cluster-procs.js";
+import type { WorkerChild } from "./support/harness.js";
 import { readLedger } from "./support/ledger.js";
 import { RssSampler } from "./support/proc.js";
 import { recordScenario, scale } from "./support/report.js";
@@ -99,7 +100,7 @@ describe("chaos: scheduler leader stopped", () => {
       return r;
     };
     const procs: SpawnedCli[] = [];
-    let worker: WorkerProc | undefined;
+    let worker: WorkerChild | undefined;
     let sampler: RssSampler | undefined;
     try {
       await cli(["stream", "init"]);

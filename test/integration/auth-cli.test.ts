@@ -4,7 +4,7 @@
  * job records.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runCli, startServer, type CliResult, type NatsServer } from "../support/index.js";
+import { recordingCli, startServer, type NatsServer } from "../support/index.js";
 
 const PASSWORD = "pw-Zq8s3cr3t-9001";
 const TOKEN = "tok-Xv7s3cr3t-4242";
@@ -23,12 +23,7 @@ afterAll(async () => {
   await Promise.all([userServer?.[Symbol.asyncDispose](), tokenServer?.[Symbol.asyncDispose]()]);
 });
 
-const outputs: CliResult[] = [];
-async function naq(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  const r = await runCli(args, { env });
-  outputs.push(r);
-  return r;
-}
+const { outputs, naq } = recordingCli();
 
 describe("user and password", () => {
   it("connects with --user/--password and with NAQ_USER/NAQ_PASSWORD", async () => {

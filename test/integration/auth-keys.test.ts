@@ -12,7 +12,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ExecResult } from "../../src/model/exec.js";
 import type { JobRecord } from "../../src/model/job.js";
-import { runCli, startServer, type CliResult, type NatsServer } from "../support/index.js";
+import { recordingCli, startServer, type CliResult, type NatsServer } from "../support/index.js";
 import { nkeyUser, operatorMode, type NkeyUser, type OperatorMode } from "../support/security.js";
 
 const TASKS = "export function add(p) { return p.a + p.b; }\n";
@@ -50,12 +50,7 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-const outputs: CliResult[] = [];
-async function naq(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<CliResult> {
-  const r = await runCli(args, { env, cwd: dir, timeoutMs });
-  outputs.push(r);
-  return r;
-}
+const { outputs, naq } = recordingCli(() => dir);
 
 /** Exit 5 and one stderr line that matches `pattern` and names the server. */
 function expectRefused(r: CliResult, server: NatsServer, pattern: RegExp): void {

@@ -11,7 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JobRecord } from "../../src/model/job.js";
-import { runCli, startServer, type CliResult, type NatsServer } from "../support/index.js";
+import { recordingCli, startServer, type CliResult, type NatsServer } from "../support/index.js";
 import { makeTestPki, pemBodyLines, type TestPki } from "../support/security.js";
 
 let dir: string;
@@ -31,12 +31,7 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-const outputs: CliResult[] = [];
-async function naq(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<CliResult> {
-  const r = await runCli(args, { env, cwd: dir, timeoutMs });
-  outputs.push(r);
-  return r;
-}
+const { outputs, naq } = recordingCli(() => dir);
 
 const tlsFlags = () => ["--tls-ca", pki.ca, "--tls-cert", pki.clientCert, "--tls-key", pki.clientKey];
 const tlsEnv = () => ({ NAQ_TLS_CA: pki.ca, NAQ_TLS_CERT: pki.clientCert, NAQ_TLS_KEY: pki.clientKey });

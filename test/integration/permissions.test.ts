@@ -11,7 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DeadLetter } from "../../src/services/jobs.js";
-import { eventually, REPO_ROOT, runCli, spawnCli, startServer, workerStarted, type CliResult, type NatsServer } from "../support/index.js";
+import { eventually, REPO_ROOT, recordingCli, spawnCli, startServer, workerStarted, type CliResult, type NatsServer } from "../support/index.js";
 
 const FIXTURE = path.join(REPO_ROOT, "docs", "examples", "nats-permissions.conf");
 const PASSWORDS = {
@@ -57,12 +57,8 @@ const PASSWORD: Record<Role, string> = {
 };
 const envOf = (role: Role, on: NatsServer = server) => ({ NAQ_URL: on.url, NAQ_USER: role, NAQ_PASSWORD: PASSWORD[role] });
 
-const outputs: CliResult[] = [];
-async function as(role: Role, args: string[], on: NatsServer = server): Promise<CliResult> {
-  const r = await runCli(args, { env: envOf(role, on), cwd: dir, timeoutMs: 30_000 });
-  outputs.push(r);
-  return r;
-}
+const { outputs, naq } = recordingCli(() => dir);
+const as = (role: Role, args: string[], on: NatsServer = server): Promise<CliResult> => naq(args, envOf(role, on));
 
 /** Exit 5, and one line naming the denied subject. */
 function expectDenied(r: CliResult, subject: RegExp): void {

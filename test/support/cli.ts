@@ -305,3 +305,22 @@ export async function runCliJson<T = unknown>(args: string[], opts: CliOptions =
     );
   }
 }
+
+/**
+ * runCli that keeps every result, for tests that grep all of a run's output for secrets.
+ * `cwd` is read at each call (test dirs are made in beforeAll).
+ */
+export function recordingCli(cwd: () => string | undefined = () => undefined): {
+  outputs: CliResult[];
+  naq(args: string[], env?: Record<string, string>, timeoutMs?: number): Promise<CliResult>;
+} {
+  const outputs: CliResult[] = [];
+  return {
+    outputs,
+    async naq(args, env = {}, timeoutMs = 30_000) {
+      const r = await runCli(args, { env, cwd: cwd(), timeoutMs });
+      outputs.push(r);
+      return r;
+    },
+  };
+}
