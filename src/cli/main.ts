@@ -54,7 +54,15 @@ export async function run(argv: readonly string[] = process.argv): Promise<numbe
     cmd.configureHelp({ showGlobalOptions: true });
     cmd.configureOutput({
       writeErr: (s) => process.stderr.write(s),
-      outputError: (s, write) => write(s.startsWith("error:") ? s : `error: ${s}`),
+      // One line: an argument echoed back may hold newlines or control characters.
+      outputError: (s, write) => {
+        const line = s
+          .replace(/\n+$/, "")
+          .replace(/\n/g, " ") // Commander's own "(Did you mean ...?)" follows a newline
+          // eslint-disable-next-line no-control-regex -- escaping control characters is the point
+          .replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+        write(`${line.startsWith("error:") ? line : `error: ${line}`}\n`);
+      },
     });
     cmd.commands.forEach(configure);
   };
