@@ -181,6 +181,39 @@ describe("execute: a job that completes", () => {
     ]);
   });
 
+  it("the context may be destructured: progress, log and signal work without `ctx.`", async () => {
+    const { data } = jobBytes();
+    let aborted: boolean | undefined;
+    const f = fixture(data, {
+      handlers: {
+        work: (_p, { id, attempt, progress, log, signal }) => {
+          progress(10);
+          log(`${id} attempt ${attempt}`);
+          aborted = signal.aborted;
+          return 1;
+        },
+      },
+    });
+    expect(await execute(f.run, f.deps)).toMatchObject({ kind: "completed" });
+    expect(aborted).toBe(false);
+    expect(f.events.filter((e) => e.type === "progress")).toEqual([
+      expect.objectContaining({ progress: 10 }),
+      expect.objectContaining({ log: "job1 attempt 1" }),
+    ]);
+  });
+
+  it("every job's context has the same shape (no per-job getter: see RunContext)", async () => {
+    const contexts: JobContext[] = [];
+    for (const id of ["a1", "a2"]) {
+      const { data } = jobBytes({ id });
+      const f = fixture(data, { handlers: { work: (_p, ctx) => void contexts.push(ctx) } });
+      await execute(f.run, f.deps);
+    }
+    const [a, b] = contexts;
+    expect(Object.getPrototypeOf(a)).toBe(Object.getPrototypeOf(b));
+    expect(Object.getOwnPropertyDescriptor(a, "signal")).toBeUndefined();
+  });
+
   it("a result that is not JSON fails the attempt", async () => {
     const { data } = jobBytes();
     const circular: Record<string, unknown> = {};
