@@ -14,7 +14,7 @@
 import { startNats } from "./lib/servers.mjs";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
-import { configSchema, DueScan, KVStoreService, SchedulerService, ServiceManager } from "../dist/index.js";
+import { configSchema, DueScan, KVStoreService, SchedulerService, ServiceManager } from "naq";
 
 const FAR = Number(process.env.BENCH_FAR ?? 100_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 20);

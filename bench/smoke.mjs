@@ -14,12 +14,12 @@ import { fileURLToPath } from "node:url";
 import { startNats, startRedis, ServerMissingError } from "./lib/servers.mjs";
 import { formatTable, runSuite } from "./lib/suite.mjs";
 
-const DIST = fileURLToPath(new URL("../dist/index.js", import.meta.url));
+const DIST = fileURLToPath(new URL("../dist/lib/naq.js", import.meta.url));
 const LIMIT_MS = 120_000;
 
 export async function main() {
   if (!existsSync(DIST)) {
-    console.error("bench smoke: dist/index.js is missing; run `npm run build` first");
+    console.error("bench smoke: dist/lib/naq.js is missing; run `npm run build` first");
     return 1;
   }
   const t0 = Date.now();

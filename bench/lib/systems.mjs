@@ -49,8 +49,8 @@ export async function openSystem(system, opts) {
 
 let naqModule;
 async function naqLib() {
-  naqModule ??= import("../../dist/index.js").catch((err) => {
-    throw new Error(`cannot load naq from dist/ (run \`npm run build\` first): ${err.message}`);
+  naqModule ??= import("naq").catch((err) => {
+    throw new Error(`cannot load naq (its package entry, dist/lib/naq.js; run \`npm run build\` first): ${err.message}`);
   });
   return naqModule;
 }

@@ -1,4 +1,5 @@
-// A worker process for chaos scenarios, on the built library (dist/): kill -9 it, SIGSTOP
+// A worker process for chaos scenarios, on the built library as it ships (the package entry,
+// dist/lib/naq.js): kill -9 it, SIGSTOP
 // it, restart its server; it must carry on or its jobs must come back.
 //
 // env: NAQ_URL (comma-separated servers), NAQ_NAMESPACE, CHAOS_LEDGER (file),
@@ -13,7 +14,7 @@
 //   deliveries of one message (a redelivery).
 // Prints "ready" on stdout once the worker runs, and a JSON line per lifecycle note on stderr.
 import { appendFileSync } from "node:fs";
-import { UnrecoverableError, Worker } from "../../../dist/index.js";
+import { UnrecoverableError, Worker } from "naq";
 
 const ledger = process.env.CHAOS_LEDGER;
 if (!ledger) throw new Error("CHAOS_LEDGER is not set");
