@@ -109,7 +109,7 @@ complete -c naq -n '__naq_at '\''worker start'\''' -l max-jobs -x -d 'exit after
 complete -c naq -n '__naq_at '\''worker start'\''' -l max-idle -x -d 'exit after being idle this long'
 complete -c naq -n '__naq_at '\''worker start'\''' -l name -x -d 'worker name (shown in worker list; default the host name)'
 complete -c naq -n '__naq_at '\''worker start'\''' -l allow-exec -x -d 'run exec jobs for these commands only: names (resolved on PATH at start) or abso'
-complete -c naq -n '__naq_at '\''worker start'\''' -l metrics-port -x -d 'serve Prometheus metrics on http://<host>:<port>/metrics (0: any free port)'
+complete -c naq -n '__naq_at '\''worker start'\''' -l metrics-port -x -d 'serve Prometheus metrics on http://<host>:<port>/metrics and a probe on /healthz'
 complete -c naq -n '__naq_at '\''worker start'\''' -l metrics-host -x -d 'interface for --metrics-port (default 0.0.0.0: all)'
 complete -c naq -n '__naq_at '\''worker stop'\''' -l all -d 'every live worker (of --queue)'
 complete -c naq -n '__naq_at '\''worker stop'\''' -s Q -l queue -x -a '(naq queue list --names --timeout 1s 2>/dev/null)' -d 'with --all: only workers serving this queue'

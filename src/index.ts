@@ -1,6 +1,7 @@
 /** naq's library API. See README "TypeScript library". */
 export { Queue, type QueueOptions, type JobOptions } from "./queue.js";
 export { Worker, type WorkerOptions, type WorkerEvents, type JobEventInfo, type CloseOptions } from "./worker/worker.js";
+export type { WorkerHealth } from "./worker/health.js";
 export type { Handler, Handlers, JobContext } from "./worker/handlers.js";
 export { ServiceManager, BaseService, type ServiceContext, type Logger } from "./services/base.js";
 export { ConnectionService } from "./services/connection.js";

@@ -1,7 +1,8 @@
 /**
  * Prometheus metrics of one worker (`naq worker start --metrics-port P`), served as text
- * on http://HOST:P/metrics (and `/healthz` for probes) with prom-client, loaded only when
- * asked for. Fed by the worker's events; nothing here touches NATS.
+ * on http://HOST:P/metrics with prom-client, loaded only when asked for, and `/healthz` for
+ * probes: 200 `ok` while the worker runs with its heartbeat written lately, else 503 with
+ * the reason (see health.ts). Fed by the worker's events; nothing here touches NATS.
  *
  *   naq_jobs_processed_total{queue,task}        jobs completed
  *   naq_jobs_failed_total{queue,task}           jobs failed for good (dead-lettered)
@@ -117,7 +118,9 @@ export async function startMetrics(worker: Worker, opts: MetricsOptions): Promis
         (err: unknown) => res.writeHead(500, { "content-type": "text/plain" }).end(`${(err as Error).message}\n`),
       );
     } else if (path === "/healthz") {
-      res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+      const h = worker.health();
+      if (h.ok) res.writeHead(200, { "content-type": "text/plain" }).end(req.method === "HEAD" ? undefined : "ok\n");
+      else res.writeHead(503, { "content-type": "text/plain" }).end(req.method === "HEAD" ? undefined : `unhealthy: ${h.reason ?? h.status}\n`);
     } else {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found: try /metrics\n");
     }

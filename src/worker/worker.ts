@@ -33,6 +33,7 @@ import { handlersFromObject, type Handler, type Handlers } from "./handlers.js";
 import { SlotPool } from "./slots.js";
 import { channelLoop, type ChannelHost } from "./channel-loop.js";
 import { follow, workerLoops } from "./background.js";
+import { workerHealth, type WorkerHealth } from "./health.js";
 import { isValidated, jobEventInfo, NAQ_VERSION, workerIdFor, type CloseOptions, type WorkerEvents, type WorkerOptions } from "./options.js";
 
 export { NAQ_VERSION, type CloseOptions, type JobEventInfo, type WorkerEvents, type WorkerOptions } from "./options.js";
@@ -102,6 +103,12 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   /** When the last heartbeat was written, if one was. */
   get lastHeartbeat(): Date | undefined {
     return this.lastHeartbeatAt;
+  }
+
+  /** Whether this worker is running with its heartbeat written lately (what `/healthz` answers). */
+  health(now: number = Date.now()): WorkerHealth {
+    const status = this.status === "running" && this.pausedQueues.length === this.queues.length ? "paused" : this.status;
+    return workerHealth({ status, lastHeartbeat: this.lastHeartbeatAt, heartbeatMs: this.config?.worker.heartbeat ?? 5_000, now });
   }
 
   /** Jobs this worker runs at once at most (0 before start). */

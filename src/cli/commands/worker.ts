@@ -28,7 +28,7 @@ export function workerCommand(): Command {
       new Option("--allow-exec <commands>", "run exec jobs for these commands only: names (resolved on PATH at start) or absolute paths, comma-separated or repeated; * is refused")
         .argParser(collect),
     )
-    .addOption(new Option("--metrics-port <port>", "serve Prometheus metrics on http://<host>:<port>/metrics (0: any free port)").argParser((v) => parsePort(v)))
+    .addOption(new Option("--metrics-port <port>", "serve Prometheus metrics on http://<host>:<port>/metrics and a probe on /healthz (200 while healthy, else 503; 0: any free port)").argParser((v) => parsePort(v)))
     .option("--metrics-host <host>", "interface for --metrics-port (default 0.0.0.0: all)")
     .addHelpText(
       "after",
