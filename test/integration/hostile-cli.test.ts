@@ -208,6 +208,37 @@ describe("names that are not subject tokens", () => {
   });
 });
 
+describe("a bad name is a usage error even when NATS is unreachable", () => {
+  it("exit 2 and the name's rule, not exit 5 'cannot connect': names are checked before connecting", { timeout: 60_000 }, async () => {
+    // Nothing listens there: any command that connected first would fail with exit 5.
+    const env = { NAQ_URL: "nats://127.0.0.1:1", NAQ_NAMESPACE: "down" };
+    const commands = [
+      ["job", "status", "a.b"],
+      ["job", "result", "a.b"],
+      ["job", "cancel", "ok", "a.b"],
+      ["job", "logs", "*"],
+      ["job", "enqueue", "t", "--queue", "a.b"],
+      ["queue", "pause", "a.b"],
+      ["queue", "info", ">"],
+      ["scheduler", "add", "a.b", "t", "--every", "1m"],
+      ["scheduler", "add", "ok", "t", "--every", "1m", "--queue", "a.b"],
+      ["scheduler", "show", "a.b"],
+      ["scheduler", "pause", "*"],
+      ["scheduler", "resume", "a.b"],
+      ["scheduler", "remove", "a.b"],
+      ["scheduler", "trigger", "a.b"],
+      ["worker", "stop", "a.b"],
+      ["stream", "info", "a.b"],
+      ["events", "history", "a.b"],
+    ];
+    const results = await Promise.all(commands.map((args) => runCli(args, { env, cwd: dir, timeoutMs: 20_000 })));
+    results.forEach((r, i) => {
+      const what = (commands[i] as string[]).join(" ");
+      expect(expectOneLineUsageError(r, what), what).toMatch(/letters, digits/);
+    });
+  });
+});
+
 describe("jobs over max_payload through the CLI", () => {
   it("one job: exit 2 and one line with its size and the limit; nothing enqueued", async () => {
     const t = fresh();

@@ -22,8 +22,8 @@ describe("workerHealth", () => {
     expect(workerHealth({ status: "running", lastHeartbeat: beat(15_000), heartbeatMs: 5_000, now: NOW }).ok).toBe(true);
   });
 
-  it("is not ok while starting, stopping or stopped", () => {
-    for (const status of ["starting", "stopping", "stopped"] as const) {
+  it("is not ok while starting or stopping", () => {
+    for (const status of ["starting", "stopping"] as const) {
       expect(workerHealth({ status, lastHeartbeat: beat(0), heartbeatMs: 5_000, now: NOW })).toMatchObject({ ok: false, reason: `worker is ${status}` });
     }
   });

@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import type { Backoff } from "../../model/backoff.js";
 import { formatDuration } from "../../model/duration.js";
 import { JobFailedError, UsageError } from "../../model/errors.js";
-import { createEnvelope, type JobRecord, type JsonValue } from "../../model/job.js";
+import { createEnvelope, validateJobId, type JobRecord, type JsonValue } from "../../model/job.js";
 import { JobService, type JobState } from "../../services/jobs.js";
 import type { Action } from "../act.js";
 import { openServices, type CliContext } from "../context.js";
@@ -148,19 +148,23 @@ function stateView(ctx: CliContext, s: JobState): string {
 }
 
 export const status: Action<object> = async (ctx, args) => {
+  const id = validateJobId(String(args[0]));
   await using services = await openServices(ctx);
-  const state = await (await services.get(JobService)).status(String(args[0]));
+  const state = await (await services.get(JobService)).status(id);
   ctx.out.result(state, () => stateView(ctx, state));
 };
 
 export const result: Action<{ wait?: boolean; waitTimeout?: number }> = async (ctx, args, opts) => {
+  const id = validateJobId(String(args[0]));
   await using services = await openServices(ctx);
   const jobs = await services.get(JobService);
-  printOutcome(ctx, await jobs.result(String(args[0]), { wait: opts.wait, timeoutMs: opts.waitTimeout }));
+  printOutcome(ctx, await jobs.result(id, { wait: opts.wait, timeoutMs: opts.waitTimeout }));
 };
 
 export const cancel: Action<{ reason?: string }> = async (ctx, args, opts) => {
   const ids = args[0] as string[];
+  // A mistyped id is a usage error (exit 2) before anything is cancelled, server up or not.
+  for (const id of ids) validateJobId(id);
   await using services = await openServices(ctx);
   // SchedulerService.cancel also removes a delayed job from the schedule, so it never fires.
   const jobs = await services.get((await import("../../services/scheduler.js")).SchedulerService);

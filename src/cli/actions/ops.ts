@@ -2,7 +2,7 @@
 import { formatDuration } from "../../model/duration.js";
 import { coerceError, exitCodeOf, NaqError, UsageError, type ExitCode } from "../../model/errors.js";
 import type { NaqEvent } from "../../model/events.js";
-import type { JobStatus } from "../../model/job.js";
+import { validateJobId, type JobStatus } from "../../model/job.js";
 import { validateQueueName } from "../../model/naming.js";
 import { JobService, type JobSummary } from "../../services/jobs.js";
 import type { Action } from "../act.js";
@@ -119,7 +119,7 @@ function eventLine(ctx: CliContext, e: NaqEvent): string {
 }
 
 export const logs: Action<{ follow?: boolean }> = async (ctx, args, opts) => {
-  const id = String(args[0]);
+  const id = validateJobId(String(args[0]));
   await using services = await openServices(ctx);
   const jobs = await services.get(JobService);
   await jobs.status(id); // NotFoundError (exit 3) for a job naq has no trace of

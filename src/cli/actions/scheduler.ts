@@ -5,7 +5,8 @@ import { parseTime } from "../../model/cron.js";
 import { formatDuration } from "../../model/duration.js";
 import { NaqError, UsageError, ValidationError } from "../../model/errors.js";
 import type { JsonValue } from "../../model/job.js";
-import { describeRecurrence, type MisfirePolicy } from "../../model/schedule.js";
+import { validateQueueName } from "../../model/naming.js";
+import { describeRecurrence, validateScheduleName, type MisfirePolicy } from "../../model/schedule.js";
 import { upcoming } from "../../model/schedule-timing.js";
 import { SchedulerService, type FireInfo, type ScheduleInfo, type SkipInfo } from "../../services/scheduler.js";
 import { Scheduler } from "../../scheduler/scheduler.js";
@@ -79,6 +80,8 @@ function relative(ms: number, now = Date.now()): string {
 export const add: Action<AddOpts> = async (ctx, args, opts) => {
   if (opts.cron === undefined && opts.every === undefined) throw new UsageError("give the timing: --cron <expr> (with --tz <zone>) or --every <duration>");
   if (opts.cron !== undefined && opts.every !== undefined) throw new UsageError("give either --cron or --every, not both");
+  const name = validateScheduleName(String(args[0]));
+  if (opts.queue !== undefined) validateQueueName(opts.queue);
   const payload = await readPayload(args[2], opts.data);
   // --tz is the cron's zone and the zone of times written without an offset.
   const startAt = timeOption(opts.startAt, "--start-at", opts.tz);
@@ -86,7 +89,7 @@ export const add: Action<AddOpts> = async (ctx, args, opts) => {
   await using services = await openServices(ctx);
   const scheduler = await services.get(SchedulerService);
   const s = await scheduler.add({
-    name: String(args[0]),
+    name,
     task: String(args[1]),
     payload,
     queue: opts.queue,
@@ -145,26 +148,29 @@ function view(ctx: CliContext, s: ScheduleInfo, next: number[]): string {
 }
 
 export const show: Action<{ next: number }> = async (ctx, args, opts) => {
+  const name = validateScheduleName(String(args[0]));
   await using services = await openServices(ctx);
-  const s = await (await services.get(SchedulerService)).get(String(args[0]));
+  const s = await (await services.get(SchedulerService)).get(name);
   const next = s.status === "active" ? upcoming(s, opts.next) : [];
   ctx.out.result({ ...s, upcoming: next.map((t) => new Date(t).toISOString()) }, () => view(ctx, s, next));
 };
 
 export const pause: Action<object> = async (ctx, args) => {
+  const name = validateScheduleName(String(args[0]));
   await using services = await openServices(ctx);
-  const s = await (await services.get(SchedulerService)).pause(String(args[0]));
+  const s = await (await services.get(SchedulerService)).pause(name);
   ctx.out.result(s, () => `paused ${s.name}`);
 };
 
 export const resume: Action<object> = async (ctx, args) => {
+  const name = validateScheduleName(String(args[0]));
   await using services = await openServices(ctx);
-  const s = await (await services.get(SchedulerService)).resume(String(args[0]));
+  const s = await (await services.get(SchedulerService)).resume(name);
   ctx.out.result(s, () => `resumed ${s.name}: next run ${when(s.nextRunAt)}${s.skipped ? `; ${s.skipped} missed run(s) skipped (misfire ${s.misfire})` : ""}`);
 };
 
 export const remove: Action<{ force?: boolean }> = async (ctx, args, opts) => {
-  const name = String(args[0]);
+  const name = validateScheduleName(String(args[0]));
   await using services = await openServices(ctx);
   const scheduler = await services.get(SchedulerService);
   await scheduler.get(name); // exit 3 before asking, when it does not exist
@@ -174,8 +180,9 @@ export const remove: Action<{ force?: boolean }> = async (ctx, args, opts) => {
 };
 
 export const trigger: Action<object> = async (ctx, args) => {
+  const name = validateScheduleName(String(args[0]));
   await using services = await openServices(ctx);
-  const f = await (await services.get(SchedulerService)).trigger(String(args[0]));
+  const f = await (await services.get(SchedulerService)).trigger(name);
   ctx.out.result(f, () => f.jobId);
 };
 

@@ -82,7 +82,7 @@ async function resolveTarget(
 }
 
 export const info: Action<object> = async (ctx, args) => {
-  const name = String(args[0]);
+  const name = validateToken(String(args[0]), "stream or queue name", 255);
   await using services = await openServices(ctx);
   const streams = await services.get(StreamService);
   const target = await resolveTarget(streams, ctx, name);

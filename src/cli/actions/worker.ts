@@ -1,6 +1,6 @@
 /** Actions of `naq worker ...`. */
 import { NaqError, NotFoundError, TimeoutError, UsageError } from "../../model/errors.js";
-import { validateQueueName } from "../../model/naming.js";
+import { validateQueueName, validateToken } from "../../model/naming.js";
 import { ControlService } from "../../services/control.js";
 import { formatDuration } from "../../model/duration.js";
 import { WorkerService } from "../../services/workers.js";
@@ -161,6 +161,7 @@ export const stop: Action<StopOpts> = async (ctx, args, opts) => {
   if (!opts.all && ids.length === 0) throw new UsageError("give the ids of the workers to stop (see naq worker list), or --all");
   if (opts.queue && !opts.all) throw new UsageError("--queue goes with --all");
   if (opts.queue) validateQueueName(opts.queue);
+  for (const id of ids) validateToken(id, "worker id");
   await using services = await openServices(ctx);
   const [workers, control] = await Promise.all([services.get(WorkerService), services.get(ControlService)]);
   const live = await workers.list();
