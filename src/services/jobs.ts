@@ -8,39 +8,39 @@
  *
  * Its helpers, over the same scope's services (one NATS connection), keep their entry
  * points here:
+ *   JobRecords   src/services/job-records.ts   terminal records, wait counters, a job's status
  *   DeadLetters  src/services/dead-letters.ts  dead-lettering, listing and retrying
  *   JobListing   src/services/job-list.ts      `naq job list` and `naq job logs`
  */
-import { timerDelay } from "../model/duration.js";
-import { coerceError, ConflictError, NotFoundError, PayloadTooLargeError, TimeoutError, ValidationError } from "../model/errors.js";
-import { boundedError, HEADER_ROOM, truncateText } from "../model/limits.js";
-import { FINAL_JOB_EVENTS, JobEventType, statusFromEvent, type NaqEvent } from "../model/events.js";
+import { coerceError, ConflictError, NotFoundError, PayloadTooLargeError } from "../model/errors.js";
+import { HEADER_ROOM } from "../model/limits.js";
+import { JobEventType, type NaqEvent } from "../model/events.js";
 import {
   createEnvelope,
   decodeEnvelope,
   encodeEnvelope,
   JOB_VERSION,
-  TERMINAL_STATUSES,
   validateJobId,
   type EnqueueInput,
   type JobEnvelope,
   type JobRecord,
   type JobStatus,
 } from "../model/job.js";
-import { checkEvent, checkJobRecord, versionedDoc } from "../model/records.js";
 import type { AckedPublisher, PubAck } from "./acked-publish.js";
 import { BaseService, type ServiceContext } from "./base.js";
 import { ConnectionService } from "./connection.js";
 import { DeadLetters, type DeadLetter, type RetryOutcome } from "./dead-letters.js";
 import { EventService } from "./events.js";
 import { JobListing, type JobSummary, type ListOptions } from "./job-list.js";
-import { decodeJson, KVStoreService } from "./kv.js";
+import { JobRecords, type JobState } from "./job-records.js";
+import { KVStoreService } from "./kv.js";
 import { isNoStreamForSubject, toNaqError } from "./nats-errors.js";
 import { StreamService } from "./streams.js";
 import { WorkerService } from "./workers.js";
 
 export type { DeadLetter, RetryOutcome } from "./dead-letters.js";
 export type { JobSummary, ListOptions } from "./job-list.js";
+export type { JobState } from "./job-records.js";
 
 export interface EnqueueResult {
   id: string;
@@ -51,36 +51,12 @@ export interface EnqueueResult {
   duplicate: boolean;
 }
 
-export interface JobState {
-  id: string;
-  status: JobStatus;
-  queue?: string;
-  task?: string;
-  record?: JobRecord;
-  lastEvent?: NaqEvent;
-}
-
 const DEFAULT_WINDOW = 256;
-const recordEncoder = new TextEncoder();
-
-/** Dependency-wait counter of a job, kept beside its record (same TTL). */
-interface WaitDoc {
-  v: typeof JOB_VERSION;
-  id: string;
-  waits: number;
-  at: string;
-}
-const waitKey = (id: string): string => `wait.${id}`;
-const checkWaitDoc = (value: unknown, where: string): WaitDoc => {
-  const f = versionedDoc(value, where);
-  f.str("id");
-  if (!(f.num("waits") >= 0)) f.fail("waits", "a number >= 0");
-  return f.doc as unknown as WaitDoc;
-};
 
 export class JobService extends BaseService {
   static readonly deps = [ConnectionService, StreamService, KVStoreService, EventService, WorkerService] as const;
   private maxPayload = Number.POSITIVE_INFINITY;
+  private readonly records: JobRecords;
   private readonly dlq: DeadLetters;
   private readonly listing: JobListing;
 
@@ -93,10 +69,11 @@ export class JobService extends BaseService {
     workers: WorkerService,
   ) {
     super(ctx);
+    this.records = new JobRecords(ctx.names, kv, streams, () => this.maxMessageBytes);
     this.dlq = new DeadLetters(ctx.names, connection, streams, {
       publish: (env, msgId) => this.publish(env, msgId),
       ensureStreams: () => this.ensureStreams(),
-      forgetRecord: (id) => this.forgetRecord(id),
+      forgetRecord: (id) => this.records.forget(id),
     });
     this.listing = new JobListing(ctx.names, connection, kv, workers, { lastEvent: (id) => this.lastEvent(id), getRecord: (id) => this.getRecord(id) });
   }
@@ -238,116 +215,45 @@ export class JobService extends BaseService {
     for (const p of pending) yield [p.item, await p.done];
   }
 
+  // -------------------------------------------------------------------------------------
+  // Records and state: see src/services/job-records.ts.
+
   /** The terminal record of a job, if it has ended (and the record has not expired). */
-  async getRecord(id: string): Promise<JobRecord | undefined> {
-    validateJobId(id);
-    return (await this.kv.getJson<JobRecord>(this.names.buckets.results, id, checkJobRecord))?.value;
+  getRecord(id: string): Promise<JobRecord | undefined> {
+    return this.records.get(id);
   }
 
-  /** Writes a job's terminal record: the one awaited write at the end of a job. */
   /**
-   * Writes a job's terminal record. Its error and reason are cut to naq's limits; a record
-   * still over max_payload (a result too large) is a PayloadTooLargeError, never a retry loop.
+   * Writes a job's terminal record: the one awaited write at the end of a job. Its error
+   * and reason are cut to naq's limits; a record still over max_payload (a result too
+   * large) is a PayloadTooLargeError, never a retry loop.
    */
-  async writeRecord(record: JobRecord): Promise<void> {
-    // A completed job's record (no error, no reason: one per job on the worker's hot path) is written as it is, not copied.
-    let bounded: JobRecord =
-      record.error === undefined && record.reason === undefined
-        ? record
-        : {
-            ...record,
-            ...(record.error ? { error: boundedError(record.error) } : {}),
-            ...(record.reason !== undefined ? { reason: truncateText(record.reason, 8 * 1024) } : {}),
-          };
-    const encode = (r: JobRecord): Uint8Array => {
-      try {
-        return recordEncoder.encode(JSON.stringify(r));
-      } catch (err) {
-        throw new ValidationError(`the record of job ${record.id} cannot be written as JSON (${coerceError(err).message})`, "result", { cause: err });
-      }
-    };
-    let data = encode(bounded);
-    if (data.length > this.maxMessageBytes && bounded.labels) {
-      // Huge labels (copied from the job) are what is left out first, and the record says so.
-      const { labels: _labels, ...rest } = bounded;
-      bounded = { ...rest, reason: `${rest.reason ? `${rest.reason}; ` : ""}labels left out: the record was over max_payload` };
-      data = encode(bounded);
-    }
-    if (data.length > this.maxMessageBytes) {
-      const what = record.result !== undefined ? "its result is too large" : "it is too large";
-      throw new PayloadTooLargeError(
-        `the record of job ${record.id} is ${data.length} bytes, over the limit of ${this.maxMessageBytes} bytes (the server's max_payload): ${what}`,
-        data.length,
-        this.maxMessageBytes,
-        "result",
-      );
-    }
-    await this.kv.put(this.names.buckets.results, record.id, data);
+  writeRecord(record: JobRecord): Promise<void> {
+    return this.records.write(record);
   }
 
   /** How many times a job was put back to wait for its dependencies (these are not attempts). */
-  async waitCount(id: string): Promise<number> {
-    const doc = await this.kv.getJson<WaitDoc>(this.names.buckets.results, waitKey(id), checkWaitDoc);
-    return doc?.value.waits ?? 0;
+  waitCount(id: string): Promise<number> {
+    return this.records.waitCount(id);
   }
 
-  async recordWait(id: string, waits: number): Promise<void> {
-    await this.kv.putJson<WaitDoc>(this.names.buckets.results, waitKey(id), { v: JOB_VERSION, id, waits, at: new Date().toISOString() });
-  }
-
-  /** Removes a job's terminal record and wait counter (before a retry), ignoring failures. */
-  private async forgetRecord(id: string): Promise<void> {
-    await this.kv.purge(this.names.buckets.results, id).catch(() => undefined);
-    await this.kv.purge(this.names.buckets.results, waitKey(id)).catch(() => undefined);
+  recordWait(id: string, waits: number): Promise<void> {
+    return this.records.recordWait(id, waits);
   }
 
   /** The newest event of a job, if any (one direct read by subject). */
-  async lastEvent(id: string): Promise<NaqEvent | undefined> {
-    validateJobId(id);
-    const m = await this.streams.lastBySubject(this.names.eventsStream, this.names.eventFilter({ jobId: id }));
-    return m ? decodeJson<NaqEvent>(m.data, `event ${m.seq}`, checkEvent) : undefined;
+  lastEvent(id: string): Promise<NaqEvent | undefined> {
+    return this.records.lastEvent(id);
   }
 
-  /**
-   * The event that tells where a job is. Usually its newest event; but the producer
-   * publishes `enqueued` after its PubAck, so a fast worker's `started` (or `retrying`...)
-   * can be stored before it. When the newest is `enqueued`, the newest event of each
-   * worker type is read (in parallel, one round trip): if one of them is newer than every
-   * end (`completed`, `dead_lettered`, `cancelled`), it is the job's real state; if the
-   * job had ended before, `enqueued` is a re-enqueue (`retry`) and stands.
-   */
-  async stateEvent(id: string): Promise<NaqEvent | undefined> {
-    const newest = await this.streams.lastBySubject(this.names.eventsStream, this.names.eventFilter({ jobId: validateJobId(id) }));
-    if (!newest) return undefined;
-    const ev = decodeJson<NaqEvent>(newest.data, `event ${newest.seq}`, checkEvent);
-    if (ev.type !== JobEventType.enqueued) return ev;
-    const types = [
-      JobEventType.started,
-      JobEventType.progress,
-      JobEventType.retrying,
-      JobEventType.waiting,
-      JobEventType.completed,
-      JobEventType.deadLettered,
-      JobEventType.cancelled,
-    ];
-    const found = await Promise.all(
-      types.map((type) => this.streams.lastBySubject(this.names.eventsStream, this.names.eventFilter({ jobId: id, type }))),
-    );
-    let best: { seq: number; ev: NaqEvent } | undefined;
-    for (const m of found) {
-      if (m && (!best || m.seq > best.seq)) best = { seq: m.seq, ev: decodeJson<NaqEvent>(m.data, `event ${m.seq}`, checkEvent) };
-    }
-    if (!best || FINAL_JOB_EVENTS.has(best.ev.type)) return ev;
-    return best.ev;
+  /** The event that tells where a job is (see JobRecords.stateEvent). */
+  stateEvent(id: string): Promise<NaqEvent | undefined> {
+    return this.records.stateEvent(id);
   }
 
   /** Where a job is: from its terminal record, else its newest event. NotFoundError if neither. */
-  async status(id: string): Promise<JobState> {
-    const record = await this.getRecord(id);
-    if (record) return { id, status: record.status, queue: record.queue, task: record.task, record };
-    const ev = await this.stateEvent(id);
-    if (!ev) throw new NotFoundError(`job ${id} not found (no record and no events; records expire after the result TTL)`);
-    return { id, status: statusFromEvent(ev), queue: ev.queue, task: ev.task, lastEvent: ev };
+  status(id: string): Promise<JobState> {
+    return this.records.status(id);
   }
 
   /** The terminal record; with `wait`, waits (KV watch, no polling) until there is one. */
@@ -361,22 +267,7 @@ export class JobService extends BaseService {
       }
       return record;
     }
-    const watcher = await this.kv.watchJson<JobRecord>(this.names.buckets.results, { key: id }, checkJobRecord);
-    const timer =
-      opts.timeoutMs !== undefined && Number.isFinite(opts.timeoutMs) ? setTimeout(() => watcher.stop(), timerDelay(opts.timeoutMs)) : undefined;
-    const onAbort = () => watcher.stop();
-    opts.signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-      for await (const e of watcher) {
-        if (e.invalid) throw e.invalid;
-        if (e.value && TERMINAL_STATUSES.has(e.value.status)) return e.value;
-      }
-    } finally {
-      if (timer) clearTimeout(timer);
-      opts.signal?.removeEventListener("abort", onAbort);
-      watcher.stop();
-    }
-    throw new TimeoutError(`timed out waiting for job ${id} to finish`);
+    return this.records.waitFor(id, opts);
   }
 
   /**

@@ -5,46 +5,33 @@
  * src/model/due-slots.ts and docs/scheduler.md.
  *
  * Its helpers, over the same scope's services (one NATS connection):
- *   DueIndex       src/services/due-index.ts       the due-time index and its cursor
- *   ScheduleFiring src/services/scheduler-fire.ts  the leader's due scan: fires due runs
- *   LeaseStore     src/services/scheduler-lease.ts the leader lease (`<ns>_leader`)
- * The service keeps their entry points (triggerDue, the lease calls, the index calls), so
- * the Scheduler component and library callers need only this service.
+ *   RecurringSchedules src/services/scheduler-schedules.ts  add/get/list/pause/resume/remove/trigger
+ *   DueIndex           src/services/due-index.ts            the due-time index and its cursor
+ *   ScheduleFiring     src/services/scheduler-fire.ts       the leader's due scan: fires due runs
+ *   LeaseStore         src/services/scheduler-lease.ts      the leader lease (`<ns>_leader`)
+ * The service keeps their entry points (the schedule calls, triggerDue, the lease calls,
+ * the index calls), so the Scheduler component and library callers need only this service.
  */
-import { ConflictError, NotFoundError, ValidationError } from "../model/errors.js";
-import { JobEventType, ScheduleEventType } from "../model/events.js";
+import { ConflictError, ValidationError } from "../model/errors.js";
+import { JobEventType } from "../model/events.js";
 import { slotOf, type IndexEntry } from "../model/due-slots.js";
 import { createEnvelope, type EnqueueInput } from "../model/job.js";
-import {
-  buildSchedule,
-  delayedKey,
-  envelopeFor,
-  SCHEDULE_PREFIX,
-  SCHEDULE_VERSION,
-  scheduleKey,
-  scheduleStatus,
-  triggerJobId,
-  validateScheduleName,
-  type DelayedDoc,
-  type LeaseDoc,
-  type ScheduleDoc,
-  type ScheduleInput,
-  type ScheduleStatus,
-} from "../model/schedule.js";
-import { fireAtOf, resumeNext } from "../model/schedule-timing.js";
-import { checkDelayedDoc, checkScheduleDoc } from "../model/records.js";
+import { delayedKey, SCHEDULE_VERSION, type DelayedDoc, type LeaseDoc, type ScheduleInput } from "../model/schedule.js";
+import { checkDelayedDoc } from "../model/records.js";
 import { topology } from "../model/topology.js";
 import { BaseService, type ServiceContext } from "./base.js";
 import { ConnectionService } from "./connection.js";
-import { CAS_ATTEMPTS, DueIndex, type DueScanner } from "./due-index.js";
+import { DueIndex, type DueScanner } from "./due-index.js";
 import { EventService } from "./events.js";
 import { JobService, type EnqueueResult } from "./jobs.js";
 import { KVStoreService } from "./kv.js";
-import { emitScheduleEvent, ScheduleFiring, type FireInfo, type LeaseGuard, type TickReport } from "./scheduler-fire.js";
+import { ScheduleFiring, type FireInfo, type LeaseGuard, type TickReport } from "./scheduler-fire.js";
 import { LeaseStore } from "./scheduler-lease.js";
+import { RecurringSchedules, type ScheduleInfo } from "./scheduler-schedules.js";
 import { StreamService } from "./streams.js";
 
 export type { FireInfo, LeaseGuard, SkipInfo, TickReport } from "./scheduler-fire.js";
+export type { ScheduleInfo } from "./scheduler-schedules.js";
 
 export interface ScheduledJob {
   id: string;
@@ -56,16 +43,12 @@ export interface ScheduledJob {
   duplicate: boolean;
 }
 
-export interface ScheduleInfo extends ScheduleDoc {
-  status: ScheduleStatus;
-  revision: number;
-}
-
 const iso = (ms: number): string => new Date(ms).toISOString();
 
 export class SchedulerService extends BaseService {
   static readonly deps = [ConnectionService, StreamService, KVStoreService, EventService, JobService] as const;
   private readonly dueIndex: DueIndex;
+  private readonly recurring: RecurringSchedules;
   private readonly firing: ScheduleFiring;
   private readonly lease: LeaseStore;
 
@@ -79,6 +62,7 @@ export class SchedulerService extends BaseService {
   ) {
     super(ctx);
     this.dueIndex = new DueIndex(connection, kv, ctx.names.buckets.schedules);
+    this.recurring = new RecurringSchedules(ctx, kv, events, jobs, this.dueIndex);
     this.firing = new ScheduleFiring(ctx, kv, events, jobs, this.dueIndex);
     this.lease = new LeaseStore(ctx, streams, kv);
   }
@@ -176,129 +160,38 @@ export class SchedulerService extends BaseService {
   }
 
   // -------------------------------------------------------------------------------------
-  // Recurring schedules.
+  // Recurring schedules (src/services/scheduler-schedules.ts).
 
   /** Creates or updates (by name) a recurring schedule. */
-  async add(input: ScheduleInput): Promise<ScheduleInfo & { created: boolean }> {
-    for (let attempt = 0; ; attempt++) {
-      const now = Date.now();
-      const key = scheduleKey(validateScheduleName(input.name));
-      // A stored value that is not a schedule (corrupted, or written by something else) is replaced.
-      const raw = await this.kv.get(this.bucket, key);
-      let existing: { value: ScheduleDoc; revision: number } | undefined;
-      try {
-        existing = raw ? { value: checkScheduleDoc(JSON.parse(new TextDecoder().decode(raw.value)), `${this.bucket}/${key}`), revision: raw.revision } : undefined;
-      } catch (err) {
-        if (!(err instanceof ValidationError || err instanceof SyntaxError)) throw err;
-        this.ctx.logger.warn(`${this.bucket}/${key} did not hold a valid schedule (${err.message}); replacing it`);
-      }
-      const doc = buildSchedule(input, now, existing?.value);
-      if (doc.nextRunAt && !doc.paused && doc.nextRunAt !== existing?.value.nextRunAt) {
-        await this.dueIndex.index([{ k: "s", id: doc.name, at: fireAtOf(doc, Date.parse(doc.nextRunAt)) }]);
-      }
-      try {
-        const revision = raw
-          ? await this.kv.updateJson(this.bucket, scheduleKey(doc.name), doc, raw.revision)
-          : await this.kv.createJson(this.bucket, scheduleKey(doc.name), doc);
-        this.emitSchedule(existing ? ScheduleEventType.updated : ScheduleEventType.added, doc, { dueAt: doc.nextRunAt });
-        return { ...doc, status: scheduleStatus(doc), revision, created: !existing };
-      } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= CAS_ATTEMPTS) throw err;
-      }
-    }
+  add(input: ScheduleInput): Promise<ScheduleInfo & { created: boolean }> {
+    return this.recurring.add(input);
   }
 
-  async get(name: string): Promise<ScheduleInfo> {
-    const e = await this.kv.getJson<ScheduleDoc>(this.bucket, scheduleKey(validateScheduleName(name)), checkScheduleDoc);
-    if (!e) throw new NotFoundError(`schedule ${name} not found (see naq scheduler list)`);
-    return { ...e.value, status: scheduleStatus(e.value), revision: e.revision };
+  get(name: string): Promise<ScheduleInfo> {
+    return this.recurring.get(name);
   }
 
   /** Every recurring schedule, by name. */
-  async list(): Promise<ScheduleInfo[]> {
-    const keys = await this.kv.keys(this.bucket, `${SCHEDULE_PREFIX}>`);
-    const docs = await Promise.all(
-      keys.map((k) =>
-        this.kv.getJson<ScheduleDoc>(this.bucket, k, checkScheduleDoc).catch((err: unknown) => {
-          // One unreadable document does not hide the others; it is named on stderr.
-          if (!(err instanceof ValidationError)) throw err;
-          this.ctx.logger.warn(`${err.message}; skipped`);
-          return undefined;
-        }),
-      ),
-    );
-    return docs
-      .filter((e): e is NonNullable<typeof e> => e !== undefined)
-      .map((e) => ({ ...e.value, status: scheduleStatus(e.value), revision: e.revision }))
-      .sort((a, b) => a.name.localeCompare(b.name));
+  list(): Promise<ScheduleInfo[]> {
+    return this.recurring.list();
   }
 
-  async pause(name: string): Promise<ScheduleInfo> {
-    return this.change(name, (doc, now) => {
-      if (doc.paused) return undefined;
-      return { ...doc, paused: true, pausedAt: iso(now), updatedAt: iso(now) };
-    }, ScheduleEventType.paused);
+  pause(name: string): Promise<ScheduleInfo> {
+    return this.recurring.pause(name);
   }
 
   /** Resumes a paused schedule: from the next due time (skip), with every missed run (catch-up), or one run now (fire-once). */
-  async resume(name: string): Promise<ScheduleInfo & { skipped: number }> {
-    let skipped = 0;
-    const info = await this.change(name, async (doc, now) => {
-      if (!doc.paused) return undefined;
-      const r = resumeNext(doc, now);
-      skipped = r.skipped;
-      const next: ScheduleDoc = { ...doc, paused: false, updatedAt: iso(now) };
-      delete next.pausedAt;
-      if (r.nextMs === undefined) delete next.nextRunAt;
-      else {
-        next.nextRunAt = iso(r.nextMs);
-        await this.dueIndex.index([{ k: "s", id: doc.name, at: fireAtOf(doc, r.nextMs) }]);
-      }
-      return next;
-    }, ScheduleEventType.resumed);
-    if (skipped > 0) this.emitSchedule(ScheduleEventType.misfireSkipped, info, { count: skipped, reason: "missed while paused (policy skip)" });
-    return { ...info, skipped };
+  resume(name: string): Promise<ScheduleInfo & { skipped: number }> {
+    return this.recurring.resume(name);
   }
 
-  async remove(name: string): Promise<ScheduleInfo> {
-    const info = await this.get(name);
-    await this.dueIndex.purgeKey(scheduleKey(info.name));
-    this.emitSchedule(ScheduleEventType.removed, info, {});
-    return info;
+  remove(name: string): Promise<ScheduleInfo> {
+    return this.recurring.remove(name);
   }
 
   /** Runs a schedule's job now, outside its timing (its next run is not moved). */
-  async trigger(name: string): Promise<FireInfo> {
-    const info = await this.get(name);
-    const now = Date.now();
-    const env = envelopeFor(info, now, now, triggerJobId(info.name, now));
-    const r = await this.jobs.publish(env);
-    this.emitSchedule(ScheduleEventType.fired, info, { firedJob: env.id, dueAt: iso(now), reason: "triggered by hand" });
-    return { kind: "trigger", name: info.name, jobId: env.id, queue: env.queue, task: env.task, dueAt: iso(now), firedAt: iso(now), lateMs: 0, duplicate: r.duplicate };
-  }
-
-  /** Read-modify-write of a schedule with compare-and-set; `fn` returns undefined for "nothing to change". */
-  private async change(
-    name: string,
-    fn: (doc: ScheduleDoc, now: number) => ScheduleDoc | undefined | Promise<ScheduleDoc | undefined>,
-    event: ScheduleEventType,
-  ): Promise<ScheduleInfo> {
-    for (let attempt = 0; ; attempt++) {
-      const cur = await this.get(name);
-      const { status: _s, revision, ...doc } = cur;
-      const next = await fn(doc, Date.now());
-      if (!next) return cur;
-      try {
-        const rev = await this.kv.updateJson(this.bucket, scheduleKey(doc.name), next, revision);
-        this.emitSchedule(event, next, { dueAt: next.nextRunAt });
-        return { ...next, status: scheduleStatus(next), revision: rev };
-      } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= CAS_ATTEMPTS) throw err;
-      }
-    }
-  }
-  private emitSchedule(type: ScheduleEventType, doc: Pick<ScheduleDoc, "name" | "job">, extra: { dueAt?: string; firedJob?: string; count?: number; reason?: string }): void {
-    emitScheduleEvent(this.events, type, doc, extra);
+  trigger(name: string): Promise<FireInfo> {
+    return this.recurring.trigger(name);
   }
 
   // -------------------------------------------------------------------------------------
