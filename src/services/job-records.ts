@@ -1,7 +1,8 @@
 /**
  * JobRecords: the record side of JobService, i.e. where a job is. A job's end is its
  * terminal record in `<ns>_results` (status + result/error), written once and awaited;
- * beside it, with the same TTL, its dependency-wait counter (`wait.<id>`). Before its end,
+ * beside it, with the same TTL, the count of its deliveries that were not attempts
+ * (`wait.<id>`: dependency waits, and hand-backs of a job that never ran). Before its end,
  * its status is derived from its newest event in the events stream (docs/wire-format.md).
  * A plain helper of JobService, over the same scope's services.
  */
@@ -26,11 +27,16 @@ export interface JobState {
 
 const recordEncoder = new TextEncoder();
 
-/** Dependency-wait counter of a job, kept beside its record (same TTL). */
+/**
+ * A job's deliveries that were not attempts, kept beside its record (same TTL): `waits`
+ * (put back to wait for its dependencies) and `released` (handed back unrun by a stopping
+ * or full worker; absent = 0, as written before naq counted them).
+ */
 interface WaitDoc {
   v: typeof JOB_VERSION;
   id: string;
   waits: number;
+  released?: number;
   at: string;
 }
 const waitKey = (id: string): string => `wait.${id}`;
@@ -38,6 +44,7 @@ const checkWaitDoc = (value: unknown, where: string): WaitDoc => {
   const f = versionedDoc(value, where);
   f.str("id");
   if (!(f.num("waits") >= 0)) f.fail("waits", "a number >= 0");
+  if (f.doc.released !== undefined && !(f.num("released") >= 0)) f.fail("released", "a number >= 0");
   return f.doc as unknown as WaitDoc;
 };
 
@@ -100,12 +107,28 @@ export class JobRecords {
 
   /** How many times a job was put back to wait for its dependencies (these are not attempts). */
   async waitCount(id: string): Promise<number> {
-    const doc = await this.kv.getJson<WaitDoc>(this.names.buckets.results, waitKey(id), checkWaitDoc);
-    return doc?.value.waits ?? 0;
+    return (await this.waitDoc(id))?.waits ?? 0;
   }
 
   async recordWait(id: string, waits: number): Promise<void> {
-    await this.kv.putJson<WaitDoc>(this.names.buckets.results, waitKey(id), { v: JOB_VERSION, id, waits, at: new Date().toISOString() });
+    const released = (await this.waitDoc(id))?.released;
+    await this.kv.putJson<WaitDoc>(this.names.buckets.results, waitKey(id), { v: JOB_VERSION, id, waits, ...(released ? { released } : {}), at: new Date().toISOString() });
+  }
+
+  /** How many deliveries of a job were handed back without running (these are not attempts). */
+  async releasedCount(id: string): Promise<number> {
+    return (await this.waitDoc(id))?.released ?? 0;
+  }
+
+  /** Counts one more delivery of a job handed back without running. */
+  async recordRelease(id: string): Promise<void> {
+    const doc = await this.waitDoc(id);
+    const released = (doc?.released ?? 0) + 1;
+    await this.kv.putJson<WaitDoc>(this.names.buckets.results, waitKey(id), { v: JOB_VERSION, id, waits: doc?.waits ?? 0, released, at: new Date().toISOString() });
+  }
+
+  private async waitDoc(id: string): Promise<WaitDoc | undefined> {
+    return (await this.kv.getJson<WaitDoc>(this.names.buckets.results, waitKey(id), checkWaitDoc))?.value;
   }
 
   /** Removes a job's terminal record and wait counter (before a retry), ignoring failures. */

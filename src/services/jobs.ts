@@ -241,6 +241,16 @@ export class JobService extends BaseService {
     return this.records.recordWait(id, waits);
   }
 
+  /** How many deliveries of a job were handed back without running (these are not attempts). */
+  releasedCount(id: string): Promise<number> {
+    return this.records.releasedCount(id);
+  }
+
+  /** Counts one more delivery of a job handed back without running (before its NAK). */
+  recordRelease(id: string): Promise<void> {
+    return this.records.recordRelease(id);
+  }
+
   /** The newest event of a job, if any (one direct read by subject). */
   lastEvent(id: string): Promise<NaqEvent | undefined> {
     return this.records.lastEvent(id);

@@ -44,6 +44,8 @@ export interface ChannelHost {
   expect(n: number): void;
   stopFetching(): void;
   dispatch(d: Delivery): void;
+  /** Gives a delivered job back without running it (NAK), noting that this delivery was not an attempt. */
+  handBack(d: Delivery): void;
   open(queue: string, listener: PullListener): Promise<Channel>;
   /** Registers what pausing or stopping the worker calls to end this queue's open pulls. */
   track(handle: { stop(): void }, queue: string): void;
@@ -81,13 +83,13 @@ export async function channelLoop(host: ChannelHost, queue: string, priority: nu
         // is free, else let another worker have it.
         const left = host.jobsLeft();
         if (!host.stopping() && (left === undefined || left > 0) && pool.tryReserve(priority, 1) === 1) host.dispatch(d);
-        else d.nak();
+        else host.handBack(d);
         return;
       }
       reserved--;
       host.expect(-1);
       if (host.stopping()) {
-        d.nak();
+        host.handBack(d);
         pool.release(1);
         wakeUp();
         return;

@@ -29,6 +29,12 @@ export interface ExecDeps {
   jobExists(id: string): Promise<boolean>;
   /** How many times this job was put back to wait for dependencies (not attempts). */
   waits(id: string): Promise<number>;
+  /**
+   * How many times this job was handed back without running (a delivery that came while the
+   * worker was stopping, or that found no free slot): deliveries, not attempts. Read only
+   * for a redelivery.
+   */
+  released?(id: string): Promise<number>;
   recordWait(id: string, count: number): Promise<void>;
   isCancelled(id: string): boolean;
   /** The handler has settled: its slot may take the next job while the outcome is written. */
@@ -239,7 +245,9 @@ export async function execute(run: RunningJob, deps: ExecDeps): Promise<Outcome>
     }
   }
 
-  const attempt = Math.max(1, d.deliveryCount - waits);
+  // The server counts every delivery; an attempt is a delivery that ran.
+  const released = d.deliveryCount > 1 && deps.released ? await deps.released(job.id) : 0;
+  const attempt = Math.max(1, d.deliveryCount - waits - released);
   run.startedAt = now();
   const startedAt = isoTime(run.startedAt);
   // Literals, not `{ ...base, ... }`: a spread followed by more properties is V8's slow path.

@@ -34,6 +34,7 @@ import { SlotPool } from "./slots.js";
 import { channelLoop, type ChannelHost } from "./channel-loop.js";
 import { follow, workerLoops } from "./background.js";
 import { workerHealth, type WorkerHealth } from "./health.js";
+import { HandBacks } from "./hand-back.js";
 import { isValidated, jobEventInfo, NAQ_VERSION, workerIdFor, type CloseOptions, type WorkerEvents, type WorkerOptions } from "./options.js";
 
 export { NAQ_VERSION, type CloseOptions, type JobEventInfo, type WorkerEvents, type WorkerOptions } from "./options.js";
@@ -61,6 +62,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   private lastHeartbeatAt?: Date;
   private readonly cancelled = new Set<string>();
   private cancelWatch?: Watcher<unknown>;
+  private handBacks?: HandBacks;
   private tasks: BackgroundTask[] = [];
   private loops: Promise<void>[] = [];
   private stopping = false;
@@ -184,6 +186,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       getRecord: (id) => jobs.getRecord(id),
       jobExists: async (id) => (await jobs.lastEvent(id)) !== undefined,
       waits: (id) => jobs.waitCount(id),
+      released: (id) => jobs.releasedCount(id),
       recordWait: (id, n) => jobs.recordWait(id, n),
       isCancelled: (id) => this.cancelled.has(id),
       refuse: (job) => this.exec.refuse(job),
@@ -213,6 +216,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     this.lastHeartbeatAt = new Date();
     events.emit({ type: WorkerEventType.started, queue: WORKER_EVENTS_QUEUE, jobId: this.id, worker: this.id });
     for (const t of this.tasks) t.start();
+    this.handBacks = new HandBacks((id) => jobs.recordRelease(id));
     const host = this.pullHost(queues, deps);
     this.loops = this.queues.map((q, i) => channelLoop(host, q, i));
   }
@@ -277,6 +281,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       expect: (n) => void (this.pulledNotTaken += n),
       stopFetching: () => this.stopFetching(),
       dispatch: (d) => this.dispatch(d, deps),
+      handBack: (d) => (this.handBacks as HandBacks).handBack(d),
       open: (q, listener) => queues.channel(q, listener),
       track: (b, q) => void this.batches.set(b, q),
       untrack: (b) => void this.batches.delete(b),
@@ -408,6 +413,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     }
     for (const r of this.running) r.controller.abort(new WorkerStoppingError("worker stopping"));
     await this.whenNoneRunning();
+    await this.handBacks?.settle();
     // Commands sent SIGTERM get their kill grace to exit, then the rest is SIGKILLed.
     await this.exec.settle(this.forced ? 0 : (this.opts.execKillGraceMs ?? 5_000));
     this.exec.dispose();

@@ -6,12 +6,13 @@
  */
 import { describe, expect, it } from "vitest";
 import { connect } from "@nats-io/transport-node";
-import { jetstream } from "@nats-io/jetstream";
+import { jetstream, type JsMsg } from "@nats-io/jetstream";
 import type { NaqConfigInput } from "../../src/config/schema.js";
 import { JobService } from "../../src/services/jobs.js";
 import { QueueService } from "../../src/services/queues.js";
 import { Queue } from "../../src/queue.js";
 import { Worker, type JobEventInfo, type WorkerOptions } from "../../src/worker/worker.js";
+import { HandBacks } from "../../src/worker/hand-back.js";
 import type { EnqueueResult } from "../../src/services/jobs.js";
 import { eventually, useLibraryFixture } from "../support/index.js";
 
@@ -142,6 +143,44 @@ describe("Worker (library API, real nats-server)", () => {
       expect(gap).toBeGreaterThanOrEqual(200);
       expect(gap).toBeLessThan(1_500);
     }
+  });
+
+  it("deliveries handed back unrun (a stopping or full worker) do not use up attempts", async () => {
+    const config = freshConfig();
+    const queue = openQueue(config);
+    const services = await queue.services();
+    const [queues, jobs] = await Promise.all([services.get(QueueService), services.get(JobService)]);
+    const names = services.ctx.names;
+    await queues.consumer("default");
+    // 1 retry: 2 attempts. Without the accounting, the two hand-backs below would make the
+    // first real run "attempt 3" and its failure final.
+    const { id } = await queue.enqueue("flaky", null, { retries: 1, backoff: { type: "fixed", delayMs: 100 } });
+    const nc = await connect({ servers: lib.server.url });
+    cleanup(() => nc.close());
+    const consumer = await jetstream(nc).consumers.get(names.jobsStream, names.queueConsumer("default"));
+    const handBacks = new HandBacks((jobId) => jobs.recordRelease(jobId));
+    for (let i = 1; i <= 2; i++) {
+      const m = await consumer.next({ expires: 5_000 });
+      expect(m?.info.deliveryCount).toBe(i);
+      handBacks.handBack({ queue: "default", data: (m as JsMsg).data, subject: (m as JsMsg).subject, seq: (m as JsMsg).seq, deliveryCount: i, ack: () => undefined, nak: () => (m as JsMsg).nak(), term: () => undefined, working: () => undefined });
+      await handBacks.settle();
+    }
+    expect(await jobs.releasedCount(id)).toBe(2);
+
+    const attempts: number[] = [];
+    await startWorker({
+      config,
+      handlers: {
+        flaky: (_p: unknown, ctx: { attempt: number }) => {
+          attempts.push(ctx.attempt);
+          if (ctx.attempt === 1) throw new Error("first attempt fails");
+          return "ok";
+        },
+      },
+    });
+    const record = await queue.getResult(id, { wait: true, timeoutMs: 10_000 });
+    expect(record).toMatchObject({ status: "completed", attempts: 2, maxAttempts: 2 });
+    expect(attempts).toEqual([1, 2]);
   });
 
   it("a job that always fails is dead-lettered after its attempts, with the last error", async () => {

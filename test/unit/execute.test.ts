@@ -37,6 +37,8 @@ interface Fixture {
   run: RunningJob;
   /** Operation names in call order. */
   ops(): string[];
+  /** Job ids whose released count was read. */
+  releasedReads: string[];
 }
 
 function fakeDelivery(data: Uint8Array, calls: Call[], opts: { seq?: number; deliveryCount?: number; queue?: string } = {}): Delivery {
@@ -59,6 +61,8 @@ interface FixtureOptions {
   seq?: number;
   records?: Record<string, JobRecord>;
   waits?: Record<string, number>;
+  /** Deliveries handed back unrun, by job id (ExecDeps.released). */
+  released?: Record<string, number>;
   cancelled?: string[];
   /** Ids that have events (exist) though they have no record. */
   known?: string[];
@@ -69,6 +73,7 @@ interface FixtureOptions {
 function fixture(data: Uint8Array, o: FixtureOptions = {}): Fixture {
   const calls: Call[] = [];
   const events: EventInput[] = [];
+  const releasedReads: string[] = [];
   const waits = { ...o.waits };
   const cancelled = new Set(o.cancelled);
   const deps: ExecDeps = {
@@ -79,6 +84,10 @@ function fixture(data: Uint8Array, o: FixtureOptions = {}): Fixture {
     getRecord: async (id) => o.records?.[id],
     jobExists: async (id) => (o.known ?? []).includes(id) || o.records?.[id] !== undefined,
     waits: async (id) => waits[id] ?? 0,
+    released: async (id) => {
+      releasedReads.push(id);
+      return o.released?.[id] ?? 0;
+    },
     recordWait: async (id, count) => {
       waits[id] = count;
       calls.push({ op: "recordWait", id, count });
@@ -89,7 +98,7 @@ function fixture(data: Uint8Array, o: FixtureOptions = {}): Fixture {
     random: o.random,
   };
   const delivery = fakeDelivery(data, calls, { seq: o.seq, deliveryCount: o.deliveryCount });
-  return { calls, events, deps, delivery, run: new RunningJob(delivery), ops: () => calls.map((c) => c.op) };
+  return { calls, events, deps, delivery, run: new RunningJob(delivery), ops: () => calls.map((c) => c.op), releasedReads };
 }
 
 const jobBytes = (input: Partial<EnqueueInput> = {}) => {
@@ -339,6 +348,29 @@ describe("execute: failures and retries", () => {
     const foreign = Object.assign(new Error("from a bundled copy"), { name: "UnrecoverableError" });
     const f = fixture(data, { handlers: { work: () => Promise.reject(foreign) } });
     expect(await execute(f.run, f.deps)).toMatchObject({ kind: "failed", reason: "unrecoverable error" });
+  });
+});
+
+describe("execute: attempts are deliveries that ran", () => {
+  it("a redelivery subtracts the deliveries handed back unrun (stopping worker, no free slot)", async () => {
+    const { data } = jobBytes();
+    const f = fixture(data, { deliveryCount: 3, released: { job1: 2 }, handlers: { work: () => 1 } });
+    expect(await execute(f.run, f.deps)).toMatchObject({ kind: "completed", attempt: 1 });
+    expect(callOf(f, "writeRecord").record.attempts).toBe(1);
+    expect(f.events.find((e) => e.type === "started")).toMatchObject({ attempt: 1 });
+  });
+
+  it("a failure after hand-backs still has its retries: attempt 1 of 3 is retried", async () => {
+    const { data } = jobBytes(); // retries: 2 -> 3 attempts
+    const f = fixture(data, { deliveryCount: 3, released: { job1: 2 }, handlers: { work: () => { throw new Error("boom"); } } });
+    expect(await execute(f.run, f.deps)).toMatchObject({ kind: "retrying", attempt: 1 });
+  });
+
+  it("a first delivery does not read the count (no KV read on the hot path)", async () => {
+    const { data } = jobBytes();
+    const f = fixture(data, { handlers: { work: () => 1 } });
+    await execute(f.run, f.deps);
+    expect(f.releasedReads).toEqual([]);
   });
 });
 
