@@ -245,8 +245,9 @@ export async function execute(run: RunningJob, deps: ExecDeps): Promise<Outcome>
     }
   }
 
-  // The server counts every delivery; an attempt is a delivery that ran.
-  const released = d.deliveryCount > 1 && deps.released ? await deps.released(job.id) : 0;
+  // The server counts every delivery; an attempt is a delivery that ran. If the count
+  // cannot be read, the job runs anyway and those deliveries count as attempts (safe side).
+  const released = d.deliveryCount > 1 && deps.released ? await deps.released(job.id).catch(() => 0) : 0;
   const attempt = Math.max(1, d.deliveryCount - waits - released);
   run.startedAt = now();
   const startedAt = isoTime(run.startedAt);

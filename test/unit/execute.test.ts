@@ -366,6 +366,13 @@ describe("execute: attempts are deliveries that ran", () => {
     expect(await execute(f.run, f.deps)).toMatchObject({ kind: "retrying", attempt: 1 });
   });
 
+  it("when the count cannot be read the job runs anyway, its deliveries counted as attempts", async () => {
+    const { data } = jobBytes();
+    const f = fixture(data, { deliveryCount: 2, handlers: { work: () => 1 } });
+    f.deps.released = () => Promise.reject(new Error("timed out waiting for the server"));
+    expect(await execute(f.run, f.deps)).toMatchObject({ kind: "completed", attempt: 2 });
+  });
+
   it("a first delivery does not read the count (no KV read on the hot path)", async () => {
     const { data } = jobBytes();
     const f = fixture(data, { handlers: { work: () => 1 } });
