@@ -10,6 +10,7 @@
  * CHAOS_DEBUG=1 prints the timeline behind the figures.
  */
 import { expect, it } from "vitest";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { Queue } from "../../src/queue.js";
 import type { NaqConfigInput } from "../../src/config/schema.js";
@@ -171,6 +172,13 @@ it(`soak: ${SECONDS} s at ${RATE} jobs/s with retries and failures; worker RSS a
       },
     });
 
+    if (t.duplicated > 0) {
+      // Nothing is injected here, so a job run twice needs explaining: its ledger lines
+      // (id attempt pid time enqueuedAt) and what the workers reported.
+      const lines = readFileSync(ledgerFile, "utf8").split("\n");
+      for (const [id, n] of ledger.counts().runs) if (n > 1) console.log(`[chaos] soak: ran ${n} times (${expected.get(id)}):`, lines.filter((l) => l.startsWith(`${id} `)));
+      for (const w of workers) console.log(`[chaos] soak: ${w.name} stderr:`, w.stderr().slice(-3_000));
+    }
     expect(enqueueErrors).toBe(0);
     expect([...lost].slice(0, 10)).toEqual([]);
     expect(t.unexpected).toEqual([]);
