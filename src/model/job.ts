@@ -63,6 +63,16 @@ export const validateTaskName = (t: string): string => {
   }
   return t;
 };
+/**
+ * A job's deliveries that were not attempts (the server counts every delivery): `waits`,
+ * put back to wait for its dependencies; `released`, handed back without running by a
+ * worker that was stopping or had no free slot. Kept in `wait.<id>` beside its record.
+ */
+export interface SkippedDeliveries {
+  waits: number;
+  released: number;
+}
+
 export const validateJobId = (id: string): string => validateToken(id, "id", 128);
 
 /** Id under which an undecodable message is dead-lettered ('_' ids are reserved for naq). */

@@ -9,7 +9,7 @@
 import { timerDelay } from "../model/duration.js";
 import { coerceError, NotFoundError, PayloadTooLargeError, TimeoutError, ValidationError } from "../model/errors.js";
 import { FINAL_JOB_EVENTS, JobEventType, statusFromEvent, type NaqEvent } from "../model/events.js";
-import { JOB_VERSION, TERMINAL_STATUSES, validateJobId, type JobRecord, type JobStatus } from "../model/job.js";
+import { JOB_VERSION, TERMINAL_STATUSES, validateJobId, type JobRecord, type JobStatus, type SkippedDeliveries } from "../model/job.js";
 import { boundedError, truncateText } from "../model/limits.js";
 import type { Names } from "../model/naming.js";
 import { checkEvent, checkJobRecord, versionedDoc } from "../model/records.js";
@@ -105,19 +105,15 @@ export class JobRecords {
     await this.kv.put(this.names.buckets.results, record.id, data);
   }
 
-  /** How many times a job was put back to wait for its dependencies (these are not attempts). */
-  async waitCount(id: string): Promise<number> {
-    return (await this.waitDoc(id))?.waits ?? 0;
+  /** A job's deliveries that were not attempts: dependency waits and unrun hand-backs. */
+  async skipped(id: string): Promise<SkippedDeliveries> {
+    const doc = await this.waitDoc(id);
+    return { waits: doc?.waits ?? 0, released: doc?.released ?? 0 };
   }
 
-  async recordWait(id: string, waits: number): Promise<void> {
-    const released = (await this.waitDoc(id))?.released;
-    await this.kv.putJson<WaitDoc>(this.names.buckets.results, waitKey(id), { v: JOB_VERSION, id, waits, ...(released ? { released } : {}), at: new Date().toISOString() });
-  }
-
-  /** How many deliveries of a job were handed back without running (these are not attempts). */
-  async releasedCount(id: string): Promise<number> {
-    return (await this.waitDoc(id))?.released ?? 0;
+  async recordWait(id: string, skipped: SkippedDeliveries): Promise<void> {
+    const { waits, released } = skipped;
+    await this.kv.putJson<WaitDoc>(this.names.buckets.results, waitKey(id), { v: JOB_VERSION, id, waits, ...(released > 0 ? { released } : {}), at: new Date().toISOString() });
   }
 
   /** Counts one more delivery of a job handed back without running. */

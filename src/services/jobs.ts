@@ -25,6 +25,7 @@ import {
   type JobEnvelope,
   type JobRecord,
   type JobStatus,
+  type SkippedDeliveries,
 } from "../model/job.js";
 import type { AckedPublisher, PubAck } from "./acked-publish.js";
 import { BaseService, type ServiceContext } from "./base.js";
@@ -232,18 +233,14 @@ export class JobService extends BaseService {
     return this.records.write(record);
   }
 
-  /** How many times a job was put back to wait for its dependencies (these are not attempts). */
-  waitCount(id: string): Promise<number> {
-    return this.records.waitCount(id);
+  /** A job's deliveries that were not attempts: dependency waits and unrun hand-backs. */
+  skippedDeliveries(id: string): Promise<SkippedDeliveries> {
+    return this.records.skipped(id);
   }
 
-  recordWait(id: string, waits: number): Promise<void> {
-    return this.records.recordWait(id, waits);
-  }
-
-  /** How many deliveries of a job were handed back without running (these are not attempts). */
-  releasedCount(id: string): Promise<number> {
-    return this.records.releasedCount(id);
+  /** Stores a job's skipped-delivery counts after one more dependency wait. */
+  recordWait(id: string, skipped: SkippedDeliveries): Promise<void> {
+    return this.records.recordWait(id, skipped);
   }
 
   /** Counts one more delivery of a job handed back without running (before its NAK). */

@@ -13,11 +13,11 @@ import { coerceError, PayloadTooLargeError, UnrecoverableError } from "../model/
 import { boundedError } from "../model/limits.js";
 import { JobEventType } from "../model/events.js";
 import { isoTime } from "../model/clock.js";
-import { decodeEnvelope, JOB_VERSION, poisonId, type JobEnvelope, type JobError, type JobRecord, type JsonValue } from "../model/job.js";
+import { decodeEnvelope, JOB_VERSION, poisonId, type JobEnvelope, type JobError, type JobRecord, type JsonValue, type SkippedDeliveries } from "../model/job.js";
 import type { EventInput } from "../services/events.js";
 import type { DeadLetter } from "../services/jobs.js";
-import type { Delivery } from "../services/queues.js";
-import type { Handler, JobContext } from "./handlers.js";
+import type { Handler } from "./handlers.js";
+import { JobCancelledError, JobTimeoutError, RunContext, RunningJob, WorkerStoppingError } from "./running-job.js";
 
 export interface ExecDeps {
   workerId: string;
@@ -27,15 +27,14 @@ export interface ExecDeps {
   getRecord(id: string): Promise<JobRecord | undefined>;
   /** Whether a job was ever seen (it has events), for dependencies without a record. */
   jobExists(id: string): Promise<boolean>;
-  /** How many times this job was put back to wait for dependencies (not attempts). */
-  waits(id: string): Promise<number>;
   /**
-   * How many times this job was handed back without running (a delivery that came while the
-   * worker was stopping, or that found no free slot): deliveries, not attempts. Read only
-   * for a redelivery.
+   * This job's deliveries that were not attempts (one document, read for a job with
+   * dependencies or a redelivery): put back to wait for dependencies, and handed back
+   * without running by a stopping or full worker.
    */
-  released?(id: string): Promise<number>;
-  recordWait(id: string, count: number): Promise<void>;
+  skipped(id: string): Promise<SkippedDeliveries>;
+  /** Stores the counts after one more dependency wait. */
+  recordWait(id: string, skipped: SkippedDeliveries): Promise<void>;
   isCancelled(id: string): boolean;
   /** The handler has settled: its slot may take the next job while the outcome is written. */
   handlerSettled?(run: RunningJob): void;
@@ -61,89 +60,7 @@ export type Outcome =
   | { kind: "cancelled"; job: JobEnvelope }
   | { kind: "released"; job: JobEnvelope };
 
-/** Cancels/aborts a running job from outside (cancel request, forced shutdown). */
-export class RunningJob {
-  private ac?: AbortController;
-  private onAbort?: (reason: unknown) => void;
-  job?: JobEnvelope;
-  startedAt = Date.now();
-  /** Set when the job's slot was handed back (at the latest when the job ends). */
-  slotReleased = false;
-  constructor(readonly delivery: Delivery) {}
-
-  /**
-   * The job's AbortController, made on first use (a handler reading `ctx.signal`, a cancel,
-   * a timeout, a stop): most jobs never need one, and an AbortController with its listener
-   * costs more than the rest of a trivial job's bookkeeping.
-   */
-  get controller(): AbortController {
-    if (!this.ac) {
-      const ac = new AbortController();
-      ac.signal.addEventListener("abort", () => this.onAbort?.(ac.signal.reason), { once: true });
-      this.ac = ac;
-    }
-    return this.ac;
-  }
-
-  get aborted(): boolean {
-    return this.ac?.signal.aborted ?? false;
-  }
-
-  get abortReason(): unknown {
-    return this.ac?.signal.reason;
-  }
-
-  /** Calls `fn` on the next microtask; settles as it does, or rejects as soon as the job is aborted. */
-  race<T>(fn: () => T | PromiseLike<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      if (this.aborted) return reject(this.abortReason);
-      this.onAbort = reject;
-      Promise.resolve().then(fn).then(resolve, reject);
-    });
-  }
-}
-
-type EventBase = { queue: string; jobId: string; task: string; worker: string; maxAttempts: number };
-
-/**
- * What a handler sees of its job. A class, not an object literal: a literal with a getter
- * (`get signal()`) makes a new getter closure per job, V8 then gives every context its own
- * hidden class, and hidden classes live in the old generation, so each job's objects (the
- * getter's scope: the delivery, the envelope, the result) outlived young-generation GCs
- * until the next full GC. That was ~22 MiB of a worker's RSS at 500 jobs/s.
- * `progress` and `log` stay own arrow functions so that a handler may destructure them.
- */
-class RunContext implements JobContext {
-  readonly id: string;
-  readonly progress: (value: JsonValue) => void;
-  readonly log: (line: string) => void;
-
-  constructor(
-    readonly job: JobEnvelope,
-    readonly attempt: number,
-    private readonly run: RunningJob,
-    emit: (event: EventInput) => void,
-    base: EventBase,
-  ) {
-    this.id = job.id;
-    this.progress = (value) => emit({ ...base, type: JobEventType.progress, attempt, progress: value });
-    this.log = (line) => emit({ ...base, type: JobEventType.progress, attempt, log: String(line) });
-  }
-
-  get signal(): AbortSignal {
-    return this.run.controller.signal;
-  }
-}
-
-export class JobTimeoutError extends Error {
-  override name = "JobTimeoutError";
-}
-export class JobCancelledError extends Error {
-  override name = "JobCancelledError";
-}
-export class WorkerStoppingError extends Error {
-  override name = "WorkerStoppingError";
-}
+export { JobCancelledError, JobTimeoutError, RunningJob, WorkerStoppingError } from "./running-job.js";
 
 const MAX_WAIT_DELAY = 30_000;
 /** Waits before a dependency nobody has heard of fails its dependant (it may be enqueued just after). */
@@ -218,17 +135,22 @@ export async function execute(run: RunningJob, deps: ExecDeps): Promise<Outcome>
     return deadLetterJob(run, job, 1, `unknown task "${job.task}": this worker has handlers for ${[...deps.handlers.keys()].join(", ") || "no tasks"}`, undefined, deps);
   }
 
-  let waits = 0;
-  if (job.dependsOn && job.dependsOn.length > 0) {
+  const hasDeps = job.dependsOn !== undefined && job.dependsOn.length > 0;
+  let skipped: SkippedDeliveries = { waits: 0, released: 0 };
+  // A failed read NAKs a job with dependencies (it cannot tell if they are done); any other
+  // job runs anyway, those deliveries then counting as attempts (the safe side).
+  if (hasDeps) skipped = await deps.skipped(job.id);
+  else if (d.deliveryCount > 1) skipped = await deps.skipped(job.id).catch(() => skipped);
+  const { waits, released } = skipped;
+  if (hasDeps) {
     const pending: string[] = [];
-    for (const dep of job.dependsOn) {
+    for (const dep of job.dependsOn ?? []) {
       const rec = await deps.getRecord(dep);
       if (!rec) pending.push(dep);
       else if (rec.status !== "completed") {
         return deadLetterJob(run, job, 0, `dependency ${dep} ${rec.status}${rec.error ? `: ${rec.error.message}` : ""}`, undefined, deps);
       }
     }
-    waits = await deps.waits(job.id);
     if (pending.length > 0 && waits >= UNKNOWN_DEPENDENCY_WAITS) {
       for (const dep of pending) {
         if (!(await deps.jobExists(dep))) {
@@ -238,16 +160,14 @@ export async function execute(run: RunningJob, deps: ExecDeps): Promise<Outcome>
     }
     if (pending.length > 0) {
       const delayMs = Math.min(MAX_WAIT_DELAY, 500 * 2 ** Math.min(waits, 10));
-      await deps.recordWait(job.id, waits + 1);
+      await deps.recordWait(job.id, { waits: waits + 1, released });
       d.nak(delayMs);
       deps.emit({ ...base, type: JobEventType.waiting, delayMs, reason: `waiting for ${pending.join(", ")}` });
       return { kind: "waiting", job, delayMs, on: pending };
     }
   }
 
-  // The server counts every delivery; an attempt is a delivery that ran. If the count
-  // cannot be read, the job runs anyway and those deliveries count as attempts (safe side).
-  const released = d.deliveryCount > 1 && deps.released ? await deps.released(job.id).catch(() => 0) : 0;
+  // The server counts every delivery; an attempt is a delivery that ran.
   const attempt = Math.max(1, d.deliveryCount - waits - released);
   run.startedAt = now();
   const startedAt = isoTime(run.startedAt);

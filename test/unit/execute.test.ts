@@ -37,8 +37,8 @@ interface Fixture {
   run: RunningJob;
   /** Operation names in call order. */
   ops(): string[];
-  /** Job ids whose released count was read. */
-  releasedReads: string[];
+  /** Job ids whose skipped-delivery counts were read. */
+  skippedReads: string[];
 }
 
 function fakeDelivery(data: Uint8Array, calls: Call[], opts: { seq?: number; deliveryCount?: number; queue?: string } = {}): Delivery {
@@ -61,7 +61,7 @@ interface FixtureOptions {
   seq?: number;
   records?: Record<string, JobRecord>;
   waits?: Record<string, number>;
-  /** Deliveries handed back unrun, by job id (ExecDeps.released). */
+  /** Deliveries handed back unrun, by job id (SkippedDeliveries.released). */
   released?: Record<string, number>;
   cancelled?: string[];
   /** Ids that have events (exist) though they have no record. */
@@ -73,7 +73,7 @@ interface FixtureOptions {
 function fixture(data: Uint8Array, o: FixtureOptions = {}): Fixture {
   const calls: Call[] = [];
   const events: EventInput[] = [];
-  const releasedReads: string[] = [];
+  const skippedReads: string[] = [];
   const waits = { ...o.waits };
   const cancelled = new Set(o.cancelled);
   const deps: ExecDeps = {
@@ -83,14 +83,13 @@ function fixture(data: Uint8Array, o: FixtureOptions = {}): Fixture {
     deadLetter: async (entry, msgId) => void calls.push({ op: "deadLetter", entry, msgId }),
     getRecord: async (id) => o.records?.[id],
     jobExists: async (id) => (o.known ?? []).includes(id) || o.records?.[id] !== undefined,
-    waits: async (id) => waits[id] ?? 0,
-    released: async (id) => {
-      releasedReads.push(id);
-      return o.released?.[id] ?? 0;
+    skipped: async (id) => {
+      skippedReads.push(id);
+      return { waits: waits[id] ?? 0, released: o.released?.[id] ?? 0 };
     },
-    recordWait: async (id, count) => {
-      waits[id] = count;
-      calls.push({ op: "recordWait", id, count });
+    recordWait: async (id, skipped) => {
+      waits[id] = skipped.waits;
+      calls.push({ op: "recordWait", id, count: skipped.waits });
     },
     isCancelled: (id) => cancelled.has(id),
     emit: (e) => void events.push(e),
@@ -98,7 +97,7 @@ function fixture(data: Uint8Array, o: FixtureOptions = {}): Fixture {
     random: o.random,
   };
   const delivery = fakeDelivery(data, calls, { seq: o.seq, deliveryCount: o.deliveryCount });
-  return { calls, events, deps, delivery, run: new RunningJob(delivery), ops: () => calls.map((c) => c.op), releasedReads };
+  return { calls, events, deps, delivery, run: new RunningJob(delivery), ops: () => calls.map((c) => c.op), skippedReads };
 }
 
 const jobBytes = (input: Partial<EnqueueInput> = {}) => {
@@ -369,7 +368,7 @@ describe("execute: attempts are deliveries that ran", () => {
   it("when the count cannot be read the job runs anyway, its deliveries counted as attempts", async () => {
     const { data } = jobBytes();
     const f = fixture(data, { deliveryCount: 2, handlers: { work: () => 1 } });
-    f.deps.released = () => Promise.reject(new Error("timed out waiting for the server"));
+    f.deps.skipped = () => Promise.reject(new Error("timed out waiting for the server"));
     expect(await execute(f.run, f.deps)).toMatchObject({ kind: "completed", attempt: 2 });
   });
 
@@ -377,7 +376,7 @@ describe("execute: attempts are deliveries that ran", () => {
     const { data } = jobBytes();
     const f = fixture(data, { handlers: { work: () => 1 } });
     await execute(f.run, f.deps);
-    expect(f.releasedReads).toEqual([]);
+    expect(f.skippedReads).toEqual([]);
   });
 });
 

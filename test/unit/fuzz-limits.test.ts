@@ -100,7 +100,7 @@ function run(data: Uint8Array, handlers: Record<string, Handler>, o: { maxJobByt
     deadLetter: async (entry) => void calls.push({ op: "deadLetter", entry }),
     getRecord: async () => undefined,
     jobExists: async () => false,
-    waits: async () => 0,
+    skipped: async () => ({ waits: 0, released: 0 }),
     recordWait: async () => undefined,
     isCancelled: () => false,
     emit: () => undefined,
