@@ -19,6 +19,7 @@
  *   NAQ_STREAM_REPLICAS      streams.replicas                 number (1, 3 or 5)
  *   NAQ_STREAM_STORAGE       streams.storage                  file | memory
  *   NAQ_EVENTS_MAX_AGE       streams.events.maxAge            duration
+ *   NAQ_EVENTS_FOLD_STARTED  streams.events.foldStarted       duration (0 = never)
  *   NAQ_RESULT_TTL           kv.resultTtl                     duration
  *   NAQ_MAX_ACK_PENDING      queues.defaults.maxAckPending    number
  *   NAQ_ACK_WAIT             queues.defaults.ackWait          duration
@@ -65,6 +66,7 @@ export const ENV_VARS: readonly EnvVar[] = [
   { name: "NAQ_STREAM_REPLICAS", key: "streams.replicas", type: "number", description: "stream replicas: 1, 3 or 5" },
   { name: "NAQ_STREAM_STORAGE", key: "streams.storage", type: "string", description: "stream storage: file or memory" },
   { name: "NAQ_EVENTS_MAX_AGE", key: "streams.events.maxAge", type: "duration", description: "how long events are kept" },
+  { name: "NAQ_EVENTS_FOLD_STARTED", key: "streams.events.foldStarted", type: "duration", description: "how long a worker holds a started event: an attempt ending sooner stores it in its end event (0 = never)" },
   { name: "NAQ_RESULT_TTL", key: "kv.resultTtl", type: "duration", description: "how long results and finished jobs are kept" },
   { name: "NAQ_MAX_ACK_PENDING", key: "queues.defaults.maxAckPending", type: "number", description: "jobs in flight per queue, across workers" },
   { name: "NAQ_ACK_WAIT", key: "queues.defaults.ackWait", type: "duration", description: "silence before a job is redelivered" },

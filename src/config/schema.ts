@@ -62,6 +62,9 @@ export const queueOverrideSchema = z.strictObject({
 });
 
 const DAY = 86_400_000;
+const FOLD_STARTED_MS = 100;
+const MAX_FOLD_STARTED_MS = 10_000;
+const foldHold = duration.check(z.maximum(MAX_FOLD_STARTED_MS, "expected a duration up to 10s (0 = store every started event on its own)"));
 
 export const configSchema = z.strictObject({
   connection: withDefault(connectionSchema, { servers: ["nats://127.0.0.1:4222"], tls: {}, connectTimeout: 5_000 }),
@@ -76,14 +79,22 @@ export const configSchema = z.strictObject({
         z.strictObject({ maxAge: withDefault(duration, 0), maxBytes: withDefault(bytes, -1), duplicateWindow: withDefault(duration, 120_000) }),
         { maxAge: 0, maxBytes: -1, duplicateWindow: 120_000 },
       ),
-      events: withDefault(z.strictObject({ maxAge: withDefault(duration, 7 * DAY), maxBytes: withDefault(bytes, -1) }), { maxAge: 7 * DAY, maxBytes: -1 }),
+      events: withDefault(
+        z.strictObject({
+          maxAge: withDefault(duration, 7 * DAY),
+          maxBytes: withDefault(bytes, -1),
+          /** A worker holds an attempt's `started` event this long; an attempt that ends sooner stores it inside its end event. 0 = never. */
+          foldStarted: withDefault(foldHold, FOLD_STARTED_MS),
+        }),
+        { maxAge: 7 * DAY, maxBytes: -1, foldStarted: FOLD_STARTED_MS },
+      ),
       deadLetter: withDefault(z.strictObject({ maxAge: withDefault(duration, 30 * DAY), maxBytes: withDefault(bytes, -1) }), { maxAge: 30 * DAY, maxBytes: -1 }),
     }),
     {
       replicas: 1,
       storage: "file",
       jobs: { maxAge: 0, maxBytes: -1, duplicateWindow: 120_000 },
-      events: { maxAge: 7 * DAY, maxBytes: -1 },
+      events: { maxAge: 7 * DAY, maxBytes: -1, foldStarted: FOLD_STARTED_MS },
       deadLetter: { maxAge: 30 * DAY, maxBytes: -1 },
     },
   ),

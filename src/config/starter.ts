@@ -68,7 +68,14 @@ function entries(): Entry[] {
             leaf("duplicateWindow", dur(d.streams.jobs.duplicateWindow)),
           ],
         },
-        { key: "events", children: [leaf("maxAge", dur(d.streams.events.maxAge)), leaf("maxBytes", d.streams.events.maxBytes)] },
+        {
+          key: "events",
+          children: [
+            leaf("maxAge", dur(d.streams.events.maxAge)),
+            leaf("maxBytes", d.streams.events.maxBytes),
+            leaf("foldStarted", dur(d.streams.events.foldStarted), "a started event is held this long: an attempt ending sooner stores it in its end event; 0 = never"),
+          ],
+        },
         { key: "deadLetter", children: [leaf("maxAge", dur(d.streams.deadLetter.maxAge)), leaf("maxBytes", d.streams.deadLetter.maxBytes)] },
       ],
     },

@@ -10,7 +10,7 @@
  */
 import { parseDuration } from "./duration.js";
 import { ValidationError } from "./errors.js";
-import { EVENT_TYPES, EVENT_VERSION, JobEventType, type EventType, type NaqEvent } from "./events.js";
+import { EVENT_TYPES, EVENT_VERSION, FOLDS_STARTED, JobEventType, type EventType, type NaqEvent } from "./events.js";
 import type { Names } from "./naming.js";
 import { checkEvent } from "./records.js";
 
@@ -79,21 +79,27 @@ export function parseEventTypes(values: readonly string[], field = "--type"): Ev
   return out;
 }
 
-/** The consumer filter subjects for `filter`, and what is left to check per event. */
+/**
+ * The consumer filter subjects for `filter`, and what is left to check per event. A
+ * `started` folded into its attempt's end event is stored on that event's subject, so
+ * reading `started` reads `completed`, `failed` and `retrying` too and checks the type here.
+ */
 export function planEventRead(names: Names, filter: EventFilter, multiFilter: boolean): EventReadPlan {
   const types = filter.types && filter.types.length > 0 ? [...new Set(filter.types)] : undefined;
+  const serverTypes = types?.includes(JobEventType.started) ? [...new Set([...types, ...FOLDS_STARTED])] : types;
   const base = { queue: filter.queue, jobId: filter.jobId };
   const server: EventReadPlan["server"] = [];
   if (filter.queue) server.push("queue");
   if (filter.jobId) server.push("jobId");
   const client: EventReadPlan["client"] = [];
   let subjects: string[];
-  if (!types) {
+  if (!serverTypes || !types) {
     subjects = [names.eventFilter(base)];
-  } else if (types.length === 1 || multiFilter) {
+  } else if (serverTypes.length === 1 || multiFilter) {
     // Distinct types give non-overlapping subjects, which 2.10+ requires of filter_subjects.
-    subjects = types.map((type) => names.eventFilter({ ...base, type }));
+    subjects = serverTypes.map((type) => names.eventFilter({ ...base, type }));
     server.push("type");
+    if (serverTypes.length > types.length) client.push("type");
   } else {
     subjects = [names.eventFilter(base)];
     client.push("type");

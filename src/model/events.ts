@@ -70,6 +70,12 @@ export interface NaqEvent {
   attempt?: number;
   maxAttempts?: number;
   durationMs?: number;
+  /**
+   * On `completed`, `failed` and `retrying`: when the attempt began, if its `started` event
+   * was folded into this one (the attempt ended within `streams.events.foldStarted`).
+   * Readers get the `started` back from it (expandFolded).
+   */
+  startedAt?: string;
   /** For `retrying` and `waiting`: when the next attempt may start. */
   delayMs?: number;
   error?: JobError;
@@ -82,6 +88,23 @@ export interface NaqEvent {
   firedJob?: string;
   /** Scheduler: how many runs (`misfire_skipped`). */
   count?: number;
+}
+
+/** The events an attempt's `started` may be folded into (they carry task, worker and attempt). */
+export const FOLDS_STARTED: ReadonlySet<EventType> = new Set([JobEventType.completed, JobEventType.failed, JobEventType.retrying]);
+
+/**
+ * A stored event as the events it stands for: a `completed`, `failed` or `retrying` with
+ * `startedAt` is its attempt's `started` (rebuilt from its fields) followed by itself.
+ */
+export function expandFolded(ev: NaqEvent): NaqEvent[] {
+  if (ev.startedAt === undefined || !FOLDS_STARTED.has(ev.type)) return [ev];
+  const started: NaqEvent = { v: ev.v, type: JobEventType.started, at: ev.startedAt, queue: ev.queue, jobId: ev.jobId };
+  if (ev.task !== undefined) started.task = ev.task;
+  if (ev.worker !== undefined) started.worker = ev.worker;
+  if (ev.maxAttempts !== undefined) started.maxAttempts = ev.maxAttempts;
+  if (ev.attempt !== undefined) started.attempt = ev.attempt;
+  return [started, ev];
 }
 
 /** The status a job's newest event tells (when the job has no terminal record yet). */

@@ -166,7 +166,7 @@ export const checkEvent: DocCheck<NaqEvent> = (value, where) => {
   f.str("at");
   f.str("queue");
   f.str("jobId");
-  for (const k of ["task", "worker", "reason", "log", "dueAt", "firedJob"]) f.optStr(k);
+  for (const k of ["task", "worker", "reason", "log", "dueAt", "firedJob", "startedAt"]) f.optStr(k);
   for (const k of ["attempt", "maxAttempts", "durationMs", "delayMs", "count"]) f.optNum(k);
   f.optJobError("error");
   return value as unknown as NaqEvent & { type: EventType };

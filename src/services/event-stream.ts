@@ -29,7 +29,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { msToNanos } from "../model/duration.js";
 import { NotFoundError } from "../model/errors.js";
 import { decodeEvent, matchesEvent, type EventFilter, type EventReadPlan } from "../model/event-filter.js";
-import type { NaqEvent } from "../model/events.js";
+import { expandFolded, type NaqEvent } from "../model/events.js";
 import type { Names } from "../model/naming.js";
 import type { Logger } from "./base.js";
 import { ApiCode, apiErrorCode, toNaqError } from "./nats-errors.js";
@@ -64,7 +64,7 @@ export class EventStream implements AsyncIterable<NaqEvent>, AsyncDisposable {
   endSeq?: number;
   /** The consumer's current name (ordered consumers get a new one when recreated). */
   consumerName?: string;
-  /** Messages the server delivered: all matched its filter subjects; `matched` of them passed the client-side checks. */
+  /** Messages the server delivered (all matched its filter subjects), and the events read from them that passed the client-side checks (a folded `started` is one more). */
   delivered = 0;
   matched = 0;
   /** Delivered messages that were not events (not JSON objects), skipped. */
@@ -241,9 +241,12 @@ export class EventStream implements AsyncIterable<NaqEvent>, AsyncDisposable {
         if (ev === undefined) {
           this.skipped++;
           this.deps.logger.debug(`events: skipped message ${m.seq} on ${m.subject}: not a JSON event`);
-        } else if (matchesEvent(ev, this.filter)) {
-          this.matched++;
-          yield ev;
+        } else {
+          for (const e of expandFolded(ev)) {
+            if (!matchesEvent(e, this.filter)) continue;
+            this.matched++;
+            yield e;
+          }
         }
         if (this.stopped || (!follow && (m.seq >= end || m.info.pending === 0))) break;
       }

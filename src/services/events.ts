@@ -7,7 +7,8 @@
  * Events never slow the job path: `emit` only buffers; a flush on the next macrotask
  * publishes the batch with core NATS publishes (the stream captures them; no per-event
  * round trip), and `flush()`/cleanup waits until the server has them, so nothing buffered
- * is lost on a clean shutdown. The terminal record in KV, not the event, is the truth a
+ * is lost on a clean shutdown. A `started` event is held for `streams.events.foldStarted`
+ * first: an attempt that ends sooner stores it inside its end event (see event-fold.ts). The terminal record in KV, not the event, is the truth a
  * job's status is read from; events are the audit trail.
  *
  * Read side: every read is an EventStream (ordered consumer; see event-stream.ts) with
@@ -25,6 +26,7 @@ import { validateToken } from "../model/naming.js";
 import { EventStatsBuilder, type EventStats, type StatsGroupBy } from "../model/stats.js";
 import { BaseService, type ServiceContext } from "./base.js";
 import { ConnectionService, FEATURES, versionAtLeast } from "./connection.js";
+import { StartedFold } from "./event-fold.js";
 import { EventStream, type EventStreamOptions } from "./event-stream.js";
 import { describeDenial, permissionDenial } from "./nats-errors.js";
 
@@ -87,12 +89,17 @@ export class EventService extends BaseService {
   private dropped = 0;
   private offDenied?: () => void;
   private readonly reads = new Set<EventStream>();
+  /** Holds `started` events to fold them into their attempt's end (streams.events.foldStarted; none when 0). */
+  private readonly fold?: StartedFold;
+  private foldTimer?: NodeJS.Timeout;
 
   constructor(
     ctx: ServiceContext,
     private readonly connection: ConnectionService,
   ) {
     super(ctx);
+    const holdMs = ctx.config.streams.events.foldStarted;
+    if (holdMs > 0) this.fold = new StartedFold(holdMs);
   }
 
   protected override async onInitialize(): Promise<void> {
@@ -113,6 +120,8 @@ export class EventService extends BaseService {
 
   protected override async onCleanup(): Promise<void> {
     await Promise.allSettled([...this.reads].map((r) => r.close()));
+    clearTimeout(this.foldTimer);
+    this.foldTimer = undefined;
     await this.flush();
     // The server's -ERR for a denied event comes before the flush's PONG, but reaches the
     // denial listener a few microtasks after it: give it one turn of the event loop.
@@ -122,7 +131,20 @@ export class EventService extends BaseService {
 
   /** Queues an event for publishing; returns at once. */
   emit(input: EventInput): void {
-    const event: NaqEvent = { v: EVENT_VERSION, at: input.at ?? isoTime(Date.now()), ...input } as NaqEvent;
+    const now = Date.now();
+    const event: NaqEvent = { v: EVENT_VERSION, at: input.at ?? isoTime(now), ...input } as NaqEvent;
+    const fold = this.fold;
+    if (!fold) {
+      this.enqueue(event);
+      return;
+    }
+    fold.accept(event, now, this.enqueueEvent);
+    this.armFold();
+  }
+
+  private readonly enqueueEvent = (event: NaqEvent): void => this.enqueue(event);
+
+  private enqueue(event: NaqEvent): void {
     if (this.buffer.length >= MAX_BUFFER) {
       // The connection is down for long: keep the newest, count what we drop.
       this.buffer.shift();
@@ -174,8 +196,27 @@ export class EventService extends BaseService {
     return this.names.eventSubject(e.queue, e.jobId, e.type as EventType);
   }
 
-  /** Publishes everything buffered and waits until the server has received it. */
+  /** Lets go of held `started` events when their hold is over. */
+  private armFold(): void {
+    const fold = this.fold;
+    if (!fold || this.foldTimer) return;
+    const next = fold.nextDue();
+    if (next === undefined) return;
+    this.foldTimer = setTimeout(
+      () => {
+        this.foldTimer = undefined;
+        for (const e of fold.due(Date.now())) this.enqueue(e);
+        this.armFold();
+      },
+      Math.max(1, next - Date.now()),
+    );
+    // A flush (cleanup) publishes whatever is held: the hold alone never keeps a process alive.
+    this.foldTimer.unref();
+  }
+
+  /** Publishes everything buffered or held and waits until the server has received it. */
   async flush(): Promise<void> {
+    if (this.fold) for (const e of this.fold.drain()) this.enqueue(e);
     this.publishBuffered();
     const nc = this.nc;
     if (nc && !nc.isClosed()) {

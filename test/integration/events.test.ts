@@ -60,10 +60,13 @@ async function freshNs(): Promise<Ns> {
   return { ns, config, stream: `${ns}_events` };
 }
 
-/** Publishes events through EventService.emit (the producers' and workers' path) and waits until stored. */
+/**
+ * Publishes events through EventService.emit (the producers' and workers' path) and waits
+ * until stored, one message each: `started` is not held for folding (see the fold tests).
+ */
 async function emit(n: Ns, list: EventInput[]): Promise<void> {
   const before = (await jsm.streams.info(n.stream)).state.messages;
-  const scope = await ServiceManager.open(n.config);
+  const scope = await ServiceManager.open(unfolded(n.config));
   try {
     const events = await scope.get(EventService);
     for (const e of list) events.emit(e);
@@ -76,6 +79,8 @@ async function emit(n: Ns, list: EventInput[]): Promise<void> {
     if (now < before + list.length) throw new Error(`${now - before}/${list.length} events stored`);
   });
 }
+
+const unfolded = (config: NaqConfig): NaqConfig => ({ ...config, streams: { ...config.streams, events: { ...config.streams.events, foldStarted: 0 } } });
 
 function naq(n: Ns, args: string[], opts: CliOptions = {}): Promise<CliResult> {
   return runCli(["-s", server.url, "--namespace", n.ns, ...args], opts);
@@ -352,6 +357,92 @@ describe("events history", () => {
     expect(res.code).toBe(3);
     expect(oneLine(res)).toMatch(new RegExp(`no events for job 01NOPE in ${n.stream} \\(events are kept 7d\\)`));
     expect(res.stdout).toBe("");
+  });
+});
+
+describe("started folded into its attempt's end (streams.events.foldStarted)", () => {
+  /** The events stored for one job, in stream order, as [type, body]. */
+  async function stored(n: Ns, jobId: string): Promise<Array<[string, NaqEvent]>> {
+    const out: Array<[string, NaqEvent]> = [];
+    const last = (await jsm.streams.info(n.stream)).state.last_seq;
+    for (let seq = 1; seq <= last; seq++) {
+      const m = await jsm.streams.getMessage(n.stream, { seq }).catch(() => null);
+      if (m && m.subject.split(".")[3] === jobId) out.push([m.subject.split(".")[4] as string, m.json<NaqEvent>()]);
+    }
+    return out;
+  }
+  const types = (list: Array<[string, NaqEvent]>): string[] => list.map(([t]) => t).sort();
+
+  it("a short attempt stores one end event carrying startedAt; history, tail --type started and stats still see its start", async () => {
+    const n = await freshNs();
+    const queue = new Queue("fold", { config: n.config });
+    cleanups.push(() => queue.close());
+    const worker = new Worker({
+      config: n.config,
+      queues: ["fold"],
+      name: "folder",
+      handlers: {
+        quick: () => ({ ok: true }),
+        // Returns once its own `started` is stored, so that is proven to happen while it runs.
+        slow: async (_p: unknown, ctx: { id: string }) => {
+          const subject = `${n.ns}.events.fold.${ctx.id}.started`;
+          await eventually(
+            async () => {
+              if (!(await jsm.streams.getMessage(n.stream, { last_by_subj: subject }))) throw new Error(`nothing on ${subject} yet`);
+            },
+            { timeoutMs: 5_000 },
+          );
+          return { sawStarted: true };
+        },
+        chatty: (_p: unknown, ctx: { progress(v: number): void }) => {
+          ctx.progress(50);
+          return 1;
+        },
+      },
+    });
+    cleanups.push(() => worker.close({ force: true }));
+    await worker.start();
+    const [quick, slow, chatty] = await Promise.all(["quick", "slow", "chatty"].map((task) => queue.enqueue(task, null)));
+    for (const j of [quick, slow, chatty]) expect((await queue.getResult(j!.id, { wait: true, timeoutMs: 15_000 })).status).toBe("completed");
+    await worker.close(); // flushes what it still holds
+
+    const q = await stored(n, quick!.id);
+    expect(types(q)).toEqual(["completed", "enqueued"]);
+    const end = q.find(([t]) => t === "completed")![1];
+    expect(end.startedAt).toEqual(expect.any(String));
+    expect(Date.parse(end.at) - Date.parse(end.startedAt!)).toBeGreaterThanOrEqual(0);
+    expect(types(await stored(n, slow!.id))).toEqual(["completed", "enqueued", "started"]);
+    expect((await stored(n, slow!.id)).find(([t]) => t === "completed")![1].startedAt).toBeUndefined();
+    // progress lets the held `started` go first, so the job's events keep their order
+    expect((await stored(n, chatty!.id)).map(([t]) => t).filter((t) => t !== "enqueued")).toEqual(["started", "progress", "completed"]);
+
+    const history = await naqJson<{ attempts: number; events: NaqEvent[] }>(n, ["events", "history", quick!.id]);
+    expect(history.attempts).toBe(1);
+    expect(history.events.map((e) => e.type)).toEqual(["enqueued", "started", "completed"]);
+    expect(history.events[1]).toMatchObject({ type: "started", at: end.startedAt, worker: worker.id, attempt: 1, task: "quick", queue: "fold" });
+
+    const tail = await naq(n, ["--json", "events", "tail", "--type", "started", "--since", "all", "--count", "3"]);
+    expect(tail.code, tail.stderr).toBe(0);
+    const starts = tail.stdout.trim().split("\n").map((l) => JSON.parse(l) as NaqEvent);
+    expect(starts.map((e) => e.type)).toEqual(["started", "started", "started"]);
+    expect(starts.map((e) => e.jobId).sort()).toEqual([quick!.id, slow!.id, chatty!.id].sort());
+    expect(await eventsApi.read({ types: ["started", "completed"] }, { config: n.config })).toHaveLength(6);
+  });
+
+  it("foldStarted 0 stores every started event on its own", async () => {
+    const n = await freshNs();
+    const config = unfolded(n.config);
+    const queue = new Queue("plain", { config });
+    cleanups.push(() => queue.close());
+    const worker = new Worker({ config, queues: ["plain"], handlers: { quick: () => 1 } });
+    cleanups.push(() => worker.close({ force: true }));
+    await worker.start();
+    const { id } = await queue.enqueue("quick", null);
+    expect((await queue.getResult(id, { wait: true, timeoutMs: 15_000 })).status).toBe("completed");
+    await worker.close();
+    const list = await stored(n, id);
+    expect(types(list)).toEqual(["completed", "enqueued", "started"]);
+    expect(list.every(([, e]) => e.startedAt === undefined)).toBe(true);
   });
 });
 

@@ -115,6 +115,7 @@ describe("loadConfig precedence", () => {
         NAQ_STREAM_REPLICAS: "3",
         NAQ_STREAM_STORAGE: "memory",
         NAQ_EVENTS_MAX_AGE: "1h",
+        NAQ_EVENTS_FOLD_STARTED: "0",
         NAQ_RESULT_TTL: "2d",
         NAQ_MAX_ACK_PENDING: "50",
         NAQ_ACK_WAIT: "1m",
@@ -124,7 +125,7 @@ describe("loadConfig precedence", () => {
     });
     const c = loaded.config;
     expect(c.connection).toMatchObject({ creds: "/c.creds", tls: { ca: "/ca.pem", cert: "/cert.pem", key: "/key.pem" }, connectTimeout: 2_000 });
-    expect(c.streams).toMatchObject({ replicas: 3, storage: "memory", events: { maxAge: 3_600_000 } });
+    expect(c.streams).toMatchObject({ replicas: 3, storage: "memory", events: { maxAge: 3_600_000, foldStarted: 0 } });
     expect(c.kv.resultTtl).toBe(2 * 86_400_000);
     expect(c.queues.defaults).toEqual({ maxAckPending: 50, ackWait: 60_000 });
     expect(c.worker).toMatchObject({ concurrency: 4, grace: 5_000 });
@@ -230,6 +231,10 @@ describe("loadConfig validation errors", () => {
     expect(err.message).toBe('config error in env NAQ_WORKER_CONCURRENCY: worker.concurrency = "lots" is not accepted (expected a number)');
     const dur = await loadError({ env: { NAQ_TIMEOUT: "soon" } });
     expect(dur.message).toMatch(/^config error in env NAQ_TIMEOUT: timeout = "soon" is not accepted \(expected a duration/);
+    const fold = await loadError({ env: { NAQ_EVENTS_FOLD_STARTED: "1m" } });
+    expect(fold.message).toBe(
+      "config error in env NAQ_EVENTS_FOLD_STARTED: streams.events.foldStarted = \"1m\" is not accepted (expected a duration up to 10s (0 = store every started event on its own))",
+    );
     const replicas = await loadError({ env: { NAQ_STREAM_REPLICAS: "2" } });
     expect(replicas.message).toBe("config error in env NAQ_STREAM_REPLICAS: streams.replicas = 2 is not accepted (expected 1, 3 or 5)");
   });

@@ -7,7 +7,7 @@ import { describe, expect, it } from "vitest";
 import { Chalk } from "chalk";
 import { ValidationError } from "../../src/model/errors.js";
 import { decodeEvent, matchesEvent, orderJobHistory, parseEventTypes, parseSince, planEventRead } from "../../src/model/event-filter.js";
-import { EVENT_VERSION, type NaqEvent } from "../../src/model/events.js";
+import { EVENT_VERSION, expandFolded, type NaqEvent } from "../../src/model/events.js";
 import { namesFor } from "../../src/model/naming.js";
 import { eventDetail, formatEventLine, summarizeHistory } from "../../src/cli/render-events.js";
 
@@ -79,6 +79,19 @@ describe("planEventRead", () => {
     expect(planEventRead(names, { ...filter, types: [...filter.types] }, false)).toEqual({
       subjects: ["app.events.emails.*.*"],
       server: ["queue"],
+      client: ["type"],
+    });
+  });
+
+  it("reading `started` also reads the end events a started may be folded into, and checks the type here", () => {
+    expect(planEventRead(names, { queue: "emails", types: ["started"] }, false)).toEqual({
+      subjects: ["app.events.emails.*.*"],
+      server: ["queue"],
+      client: ["type"],
+    });
+    expect(planEventRead(names, { jobId: "j1", types: ["started", "failed"] }, true)).toEqual({
+      subjects: ["app.events.*.j1.started", "app.events.*.j1.failed", "app.events.*.j1.completed", "app.events.*.j1.retrying"],
+      server: ["jobId", "type"],
       client: ["type"],
     });
   });
@@ -199,5 +212,24 @@ describe("rendering", () => {
     expect(summarizeHistory("j1", life)).toMatchObject({ jobId: "j1", queue: "emails", task: "t", status: "completed", attempts: 2 });
     expect(summarizeHistory("j1", life.slice(0, 3)).status).toBe("retrying");
     expect(summarizeHistory("j1", [ev({ type: "dead_lettered" })]).status).toBe("failed");
+  });
+});
+
+describe("expandFolded", () => {
+  const end = ev({ type: "completed", at: "2025-01-15T09:00:00.250Z", task: "send", worker: "w1", attempt: 2, maxAttempts: 3, durationMs: 250 });
+
+  it("gives a folded end event's started back before it, from its own fields", () => {
+    const folded = { ...end, startedAt: "2025-01-15T09:00:00.000Z" };
+    expect(expandFolded(folded)).toEqual([
+      { v: EVENT_VERSION, type: "started", at: "2025-01-15T09:00:00.000Z", queue: "emails", jobId: "j1", task: "send", worker: "w1", attempt: 2, maxAttempts: 3 },
+      folded,
+    ]);
+    expect(expandFolded({ ...folded, type: "retrying" }).map((e) => e.type)).toEqual(["started", "retrying"]);
+  });
+
+  it("leaves every other event alone", () => {
+    expect(expandFolded(end)).toEqual([end]);
+    const odd = ev({ type: "progress", startedAt: "2025-01-15T09:00:00.000Z" });
+    expect(expandFolded(odd)).toEqual([odd]);
   });
 });

@@ -161,7 +161,34 @@ Events are kept for
 (default: no limit);
 .B naq stream info
 .IB ns _events
-shows both.`,
+shows both.
+.PP
+A worker holds each attempt's
+.B started
+event for
+.B streams.events.foldStarted
+(default 100ms,
+.BR NAQ_EVENTS_FOLD_STARTED ;
+0 turns it off): an attempt that ends sooner stores no separate
+.B started
+message, its
+.BR completed ,
+.B failed
+or
+.B retrying
+event carries
+.B startedAt
+instead, and
+.BR tail ,
+.B history
+and
+.B stats
+show the
+.B started
+event as usual.
+A longer attempt's
+.B started
+is stored when the hold is over.`,
   scheduler: `Delayed jobs
 .RB ( "naq job enqueue \\-\\-delay" " or " \\-\\-at )
 and recurring schedules
