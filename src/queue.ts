@@ -81,10 +81,7 @@ export class Queue implements AsyncDisposable {
     opts: { window?: number } = {},
   ): Promise<Array<EnqueueResult | Error>> {
     const service = await this.jobs();
-    const withQueue = function* (this: Queue) {
-      for (const j of jobs) yield { ...j, queue: j.queue ?? this.name };
-    }.call(this);
-    return service.enqueueMany(withQueue, opts);
+    return service.enqueueMany(jobs, { ...opts, queue: this.name });
   }
 
   getJob(id: string): Promise<JobState> {

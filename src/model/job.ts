@@ -3,6 +3,7 @@
  * decodes. Plain JSON, versioned, validated field by field: a worker never runs code
  * named by a message, only the handler registered for its task. See docs/wire-format.md.
  */
+import { isoTime } from "./clock.js";
 import { newJobId } from "./ids.js";
 import { type Backoff, DEFAULT_BACKOFF } from "./backoff.js";
 import { MAX_DURATION_MS } from "./duration.js";
@@ -79,26 +80,32 @@ export const validateJobId = (id: string): string => validateToken(id, "id", 128
 export const poisonId = (seq: number): string => `_seq${seq}`;
 
 /** Builds a complete envelope from what a caller gave, with defaults, validating everything. */
-export function createEnvelope(input: EnqueueInput, now = new Date()): JobEnvelope {
+export function createEnvelope(input: EnqueueInput, now: Date | number = Date.now(), queue: string = DEFAULT_QUEUE): JobEnvelope {
   if (!isObject(input)) throw new ValidationError("a job must be an object such as { task, payload }", "");
   const retries = input.retries ?? DEFAULT_RETRIES;
   if (!Number.isInteger(retries) || retries < 0 || retries >= MAX_ATTEMPTS) {
     throw new ValidationError(`retries must be a whole number from 0 to ${MAX_ATTEMPTS - 1}, got ${String(retries)}`, "retries");
   }
+  const ms = typeof now === "number" ? now : now.getTime();
   const env: JobEnvelope = {
     v: JOB_VERSION,
-    id: input.id ?? newJobId(now.getTime()),
-    queue: input.queue ?? DEFAULT_QUEUE,
+    id: input.id ?? newJobId(ms),
+    queue: input.queue ?? queue,
     task: input.task,
     payload: input.payload ?? null,
-    enqueuedAt: now.toISOString(),
+    enqueuedAt: isoTime(ms),
     attempts: retries + 1,
     backoff: input.backoff ?? DEFAULT_BACKOFF,
   };
   if (input.timeoutMs !== undefined) env.timeoutMs = input.timeoutMs;
   if (input.dependsOn && input.dependsOn.length > 0) env.dependsOn = [...input.dependsOn];
   if (input.labels && Object.keys(input.labels).length > 0) env.labels = { ...input.labels };
-  return validateEnvelope(env);
+  // What was made here (version, a new id, the time, attempts, the default backoff) is
+  // valid by construction (tested): only what the caller gave is checked, once per job.
+  if (input.id !== undefined) checkId(env.id);
+  if (input.backoff !== undefined) validateBackoff(env.backoff);
+  checkCallerFields(env as unknown as Record<string, unknown>);
+  return env;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -175,15 +182,7 @@ function validateBackoff(b: unknown): Backoff {
 export function validateEnvelope(value: unknown): JobEnvelope {
   if (!isObject(value)) fail("", "a job must be a JSON object");
   if (value.v !== JOB_VERSION) fail("v", `unsupported version ${JSON.stringify(value.v)} (this naq reads version ${JOB_VERSION})`);
-  if (typeof value.id !== "string") fail("id", "must be a string");
-  validateJobId(value.id);
-  if (value.id.startsWith("_")) fail("id", "ids starting with '_' are reserved for naq");
-  if (typeof value.queue !== "string") fail("queue", "must be a string");
-  validateQueueName(value.queue);
-  if (typeof value.task !== "string") fail("task", "must be a string");
-  validateTaskName(value.task);
-  if (!Object.hasOwn(value, "payload")) fail("payload", "is missing (use null for none)");
-  validateJson(value.payload, "payload");
+  checkId(value.id);
   if (typeof value.enqueuedAt !== "string" || !ISO_TIME.test(value.enqueuedAt) || Number.isNaN(Date.parse(value.enqueuedAt))) {
     fail("enqueuedAt", "must be an ISO 8601 time with a zone, e.g. 2025-01-15T09:30:00.000Z");
   }
@@ -191,6 +190,24 @@ export function validateEnvelope(value: unknown): JobEnvelope {
     fail("attempts", `must be a whole number from 1 to ${MAX_ATTEMPTS}`);
   }
   validateBackoff(value.backoff);
+  checkCallerFields(value);
+  return value as unknown as JobEnvelope;
+}
+
+function checkId(id: unknown): void {
+  if (typeof id !== "string") fail("id", "must be a string");
+  validateJobId(id);
+  if (id.startsWith("_")) fail("id", "ids starting with '_' are reserved for naq");
+}
+
+/** The fields a producer chooses: queue, task, payload, timeout, dependencies, labels. */
+function checkCallerFields(value: Record<string, unknown>): void {
+  if (typeof value.queue !== "string") fail("queue", "must be a string");
+  validateQueueName(value.queue);
+  if (typeof value.task !== "string") fail("task", "must be a string");
+  validateTaskName(value.task);
+  if (!Object.hasOwn(value, "payload")) fail("payload", "is missing (use null for none)");
+  validateJson(value.payload, "payload");
   if (value.timeoutMs !== undefined && !(isMs(value.timeoutMs) && value.timeoutMs > 0)) {
     fail("timeoutMs", "must be a number of milliseconds > 0 (100 years at most)");
   }
@@ -206,7 +223,6 @@ export function validateEnvelope(value: unknown): JobEnvelope {
       fail("labels", "must be an object of string values");
     }
   }
-  return value as unknown as JobEnvelope;
 }
 
 const decoder = new TextDecoder();

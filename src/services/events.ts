@@ -199,7 +199,7 @@ export class EventService extends BaseService {
   /** Lets go of held `started` events when their hold is over. */
   private armFold(): void {
     const fold = this.fold;
-    if (!fold || this.foldTimer) return;
+    if (!fold || this.foldTimer || fold.size === 0) return;
     const next = fold.nextDue();
     if (next === undefined) return;
     this.foldTimer = setTimeout(

@@ -160,31 +160,51 @@ export class JobService extends BaseService {
 
   /**
    * Enqueues many jobs with pipelined publishes, at most `window` awaiting their ack at
-   * once. Results are in input order; a failed job is an Error in its slot.
+   * once. Results are in input order; a failed job is an Error in its slot. `queue`: where
+   * jobs that name none go (default: `default`).
    */
-  async enqueueMany(inputs: Iterable<EnqueueInput | JobEnvelope>, opts: { window?: number } = {}): Promise<Array<EnqueueResult | Error>> {
+  async enqueueMany(
+    inputs: Iterable<EnqueueInput | JobEnvelope>,
+    opts: { window?: number; queue?: string } = {},
+  ): Promise<Array<EnqueueResult | Error>> {
     const window = Math.max(1, opts.window ?? DEFAULT_WINDOW);
     const results: Array<EnqueueResult | Error> = [];
-    const inflight = new Set<Promise<void>>();
+    // A count and one waiter, not Promise.race over the window: race adds a reaction to
+    // every pending publish each time, O(window) per job.
+    let inflight = 0;
+    let slotFree: (() => void) | undefined;
+    const settled = (): void => {
+      inflight--;
+      const wake = slotFree;
+      slotFree = undefined;
+      wake?.();
+    };
+    const all: Array<Promise<void>> = [];
     let i = 0;
     for (const input of inputs) {
       const slot = i++;
       let env: JobEnvelope;
       try {
-        env = "v" in input ? input : createEnvelope(input);
+        env = "v" in input ? input : createEnvelope(input, Date.now(), opts.queue);
       } catch (err) {
         results[slot] = err as Error;
         continue;
       }
-      const p: Promise<void> = this.publish(env).then(
-        (r) => void (results[slot] = r),
-        (err: unknown) => void (results[slot] = err instanceof Error ? err : new Error(String(err))),
+      inflight++;
+      const p = this.publish(env).then(
+        (r) => {
+          results[slot] = r;
+          settled();
+        },
+        (err: unknown) => {
+          results[slot] = err instanceof Error ? err : new Error(String(err));
+          settled();
+        },
       );
-      inflight.add(p);
-      void p.finally(() => inflight.delete(p));
-      if (inflight.size >= window) await Promise.race(inflight);
+      all.push(p);
+      if (inflight >= window) await new Promise<void>((resolve) => (slotFree = resolve));
     }
-    await Promise.all(inflight);
+    await Promise.all(all);
     return results;
   }
 

@@ -73,8 +73,9 @@ describe("naq bench", () => {
     expect(l.startP99Ms).toBeGreaterThanOrEqual(l.startP50Ms);
     expect(l.completedP50Ms).toBeGreaterThanOrEqual(l.startP50Ms);
     expect(l.completedP99Ms).toBeGreaterThanOrEqual(l.completedP50Ms);
-    // enqueued, started and completed for each of its 400 jobs, and the worker's own events.
-    expect(report.removed.events).toBeGreaterThanOrEqual(3 * 400);
+    // enqueued and completed for each of its 400 jobs (a trivial job's started is folded
+    // into its completed: streams.events.foldStarted), and the worker's own events.
+    expect(report.removed.events).toBeGreaterThanOrEqual(2 * 400);
     expect(report.removed.records).toBeGreaterThanOrEqual(400);
 
     const ids = [`${report.queue}-s0`, `${report.queue}-b149`, `${report.queue}-l99`];

@@ -13,6 +13,7 @@ import {
   encodeEnvelope,
   JOB_VERSION,
   MAX_ATTEMPTS,
+  validateEnvelope,
   type JobEnvelope,
 } from "../../src/model/job.js";
 import { validationErrorOf } from "../support/assertions.js";
@@ -54,6 +55,18 @@ describe("createEnvelope", () => {
     expect(Object.keys(env)).not.toContain("timeoutMs");
     expect(Object.keys(env)).not.toContain("dependsOn");
     expect(Object.keys(env)).not.toContain("labels");
+  });
+
+  it("what it makes itself (id, time, attempts, default backoff) passes the worker's full check", () => {
+    // createEnvelope checks only the caller's fields; this is what lets it skip the rest.
+    for (const t of [0, 1, NOW.getTime(), 2 ** 47 - 1]) {
+      for (let i = 0; i < 300; i++) {
+        const env = createEnvelope({ task: "t", retries: i % 10 }, t, "q");
+        expect(validateEnvelope(JSON.parse(JSON.stringify(env)))).toEqual(env);
+      }
+    }
+    expect(createEnvelope({ task: "t" }, 5, "mine").queue).toBe("mine");
+    expect(createEnvelope({ task: "t", queue: "theirs" }, 5, "mine").queue).toBe("theirs");
   });
 
   it("the id's time part is the enqueue time", () => {
