@@ -20,10 +20,11 @@ interface Held {
   due: number;
 }
 
-const keyOf = (e: NaqEvent): string => `${e.queue}\u0000${e.jobId}`;
-
 export class StartedFold {
-  /** In the order they were held, which is the order they fall due (one hold time for all). */
+  /**
+   * By job id, in the order they were held, which is the order they fall due (one hold
+   * time for all). The same id on another queue is another job: it lets the held one go.
+   */
   private readonly held = new Map<string, Held>();
 
   constructor(private readonly holdMs: number) {}
@@ -41,7 +42,7 @@ export class StartedFold {
    */
   accept(e: NaqEvent, now: number, publish: (e: NaqEvent) => void): void {
     if (this.held.size === 0 && e.type !== JobEventType.started) return publish(e);
-    const key = keyOf(e);
+    const key = e.jobId;
     const before = this.held.get(key);
     if (before) this.held.delete(key);
     if (e.type === JobEventType.started) {
@@ -50,7 +51,8 @@ export class StartedFold {
       return;
     }
     if (before) {
-      if (FOLDS_STARTED.has(e.type) && e.attempt === before.event.attempt && e.startedAt === undefined) e.startedAt = before.event.at;
+      const ends = FOLDS_STARTED.has(e.type) && e.queue === before.event.queue && e.attempt === before.event.attempt && e.startedAt === undefined;
+      if (ends) e.startedAt = before.event.at;
       else publish(before.event);
     }
     publish(e);
