@@ -13,11 +13,10 @@
 import { hostname } from "node:os";
 import { loadConfig } from "../config/load.js";
 import { configSchema, queueSettings, type NaqConfig } from "../config/schema.js";
-import { timerDelay } from "../model/duration.js";
 import { coerceError, UsageError } from "../model/errors.js";
 import { EXEC_TASK } from "../model/exec.js";
 import { WorkerEventType, WORKER_EVENTS_QUEUE } from "../model/events.js";
-import { DEFAULT_QUEUE, poisonId, type JobRecord } from "../model/job.js";
+import { DEFAULT_QUEUE, type JobRecord } from "../model/job.js";
 import { validateQueueName } from "../model/naming.js";
 import { BackgroundTask } from "../services/background-task.js";
 import { ServiceManager, silentLogger, type Logger } from "../services/base.js";
@@ -25,21 +24,22 @@ import { ControlService, type Follow, type StopRequest } from "../services/contr
 import { EventService } from "../services/events.js";
 import { JobService } from "../services/jobs.js";
 import { KVStoreService, type Watcher } from "../services/kv.js";
-import { QueueService, type Delivery } from "../services/queues.js";
+import { QueueService } from "../services/queues.js";
 import { WorkerService, type WorkerInfo } from "../services/workers.js";
 import { ExecRunner } from "./exec-task.js";
-import { execute, JobCancelledError, RunningJob, WorkerStoppingError, type ExecDeps, type Outcome } from "./execute.js";
+import type { ExecDeps } from "./execute.js";
 import { handlersFromObject, type Handler, type Handlers } from "./handlers.js";
 import { SlotPool } from "./slots.js";
+import { PullGate } from "./pull-gate.js";
+import { RunningJobs } from "./running-jobs.js";
 import { channelLoop, type ChannelHost } from "./channel-loop.js";
 import { follow, workerLoops } from "./background.js";
 import { workerHealth, type WorkerHealth } from "./health.js";
 import { HandBacks } from "./hand-back.js";
-import { isValidated, jobEventInfo, NAQ_VERSION, workerIdFor, type CloseOptions, type WorkerEvents, type WorkerOptions } from "./options.js";
-
-export { NAQ_VERSION, type CloseOptions, type JobEventInfo, type WorkerEvents, type WorkerOptions } from "./options.js";
+import { isValidated, NAQ_VERSION, workerIdFor, type CloseOptions, type WorkerEvents, type WorkerOptions } from "./options.js";
 import { TypedEmitter } from "./typed-emitter.js";
 
+export { NAQ_VERSION, type CloseOptions, type JobEventInfo, type WorkerEvents, type WorkerOptions } from "./options.js";
 
 export class Worker extends TypedEmitter<WorkerEvents> {
   readonly id: string;
@@ -49,35 +49,26 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   private services?: ServiceManager;
   private config?: NaqConfig;
   private pool?: SlotPool;
-  private readonly running = new Set<RunningJob>();
-  private noneRunning: Array<() => void> = [];
-  /** What ends each queue's open pulls (on pause and stop). */
-  private readonly batches = new Map<{ stop(): void }, string>();
+  /** Jobs taken and not yet acked/NAKed, with the job counts. */
+  private readonly running: RunningJobs;
+  /** Paused queues, open pulls, loops waiting for a change. */
+  private readonly gate: PullGate;
   private readonly exec: ExecRunner;
-  private readonly paused = new Set<string>();
-  private wakers: Array<() => void> = [];
   private pauseWatch?: Follow<unknown>;
   private stopWatch?: Follow<unknown>;
   private stopRequest?: StopRequest;
   private lastHeartbeatAt?: Date;
-  private readonly cancelled = new Set<string>();
+  /** Job ids with a cancel request, and when it was seen (oldest first). */
+  private readonly cancelled = new Map<string, number>();
   private cancelWatch?: Watcher<unknown>;
   private handBacks?: HandBacks;
   private tasks: BackgroundTask[] = [];
   private loops: Promise<void>[] = [];
   private stopping = false;
   private forced = false;
-  private forceNow?: () => void;
   private closing?: Promise<void>;
   private runPromise?: Promise<void>;
-  private readonly idleQueues = new Set<string>();
-  private taken = 0;
-  /** Jobs asked for in open pulls and not yet dispatched (for --max-jobs). */
-  private pulledNotTaken = 0;
-  private processed = 0;
-  private failed = 0;
   private readonly startedAt = new Date();
-  private lastActivity = Date.now();
   private status: WorkerInfo["status"] = "starting";
 
   constructor(opts: WorkerOptions) {
@@ -92,6 +83,11 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     if (this.exec.enabled) handlers.set(EXEC_TASK, this.exec.handler);
     this.handlers = handlers;
     this.id = workerIdFor(opts.name);
+    this.gate = new PullGate(this.queues);
+    this.running = new RunningJobs(
+      { job: (info) => this.emit("job", info), error: (err) => this.emit("error", err), limitReached: () => this.stopFetching() },
+      opts.maxJobs,
+    );
   }
 
   private get logger(): Logger {
@@ -99,7 +95,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   }
 
   get stats() {
-    return { processed: this.processed, failed: this.failed, running: this.running.size, taken: this.taken };
+    const r = this.running;
+    return { processed: r.processed, failed: r.failed, running: r.size, taken: r.taken };
   }
 
   /** When the last heartbeat was written, if one was. */
@@ -109,8 +106,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
 
   /** Whether this worker is running with its heartbeat written lately (what `/healthz` answers). */
   health(now: number = Date.now()): WorkerHealth {
-    const status = this.status === "running" && this.pausedQueues.length === this.queues.length ? "paused" : this.status;
-    return workerHealth({ status, lastHeartbeat: this.lastHeartbeatAt, heartbeatMs: this.config?.worker.heartbeat ?? 5_000, now });
+    return workerHealth({ status: this.shownStatus, lastHeartbeat: this.lastHeartbeatAt, heartbeatMs: this.config?.worker.heartbeat ?? 5_000, now });
   }
 
   /** Jobs this worker runs at once at most (0 before start). */
@@ -120,7 +116,12 @@ export class Worker extends TypedEmitter<WorkerEvents> {
 
   /** Queues of this worker that are paused now. */
   get pausedQueues(): string[] {
-    return this.queues.filter((q) => this.paused.has(q));
+    return this.gate.pausedQueues();
+  }
+
+  /** The status as shown (health, info): running with every queue paused is "paused". */
+  private get shownStatus(): WorkerInfo["status"] {
+    return this.status === "running" && this.gate.allPaused() ? "paused" : this.status;
   }
 
   /** Starts the worker; resolves once it is pulling jobs. */
@@ -180,7 +181,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     const deps: ExecDeps = {
       workerId: this.id,
       handlers: this.handlers,
-      handlerSettled: (run) => this.releaseSlot(run),
+      handlerSettled: (run) => this.running.releaseSlot(run),
       writeRecord: (r) => jobs.writeRecord(r),
       deadLetter: (e, msgId) => jobs.deadLetter(e, msgId),
       getRecord: (id) => jobs.getRecord(id),
@@ -193,6 +194,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       emit: (e) => events.emit(e),
       verbose: this.opts.verbose,
     };
+    this.running.start(this.pool, deps);
 
     this.tasks = workerLoops({
       heartbeatMs: this.config.worker.heartbeat,
@@ -204,10 +206,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         this.lastHeartbeatAt = new Date();
         this.emit("heartbeat", this.lastHeartbeatAt);
       },
-      touchRunning: () => {
-        for (const r of this.running) r.delivery.working();
-      },
-      idleFor: (ms) => this.running.size === 0 && Date.now() - this.lastActivity >= ms,
+      touchRunning: () => this.running.touch(),
+      idleFor: (ms) => this.running.idleFor(ms),
       onIdle: () => this.stopFetching(),
     });
     this.status = "running";
@@ -216,17 +216,25 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     events.emit({ type: WorkerEventType.started, queue: WORKER_EVENTS_QUEUE, jobId: this.id, worker: this.id });
     for (const t of this.tasks) t.start();
     this.handBacks = new HandBacks((id) => jobs.recordRelease(id));
-    const host = this.pullHost(queues, deps);
+    const host = this.pullHost(queues);
     this.loops = this.queues.map((q, i) => channelLoop(host, q, i));
   }
 
   /** Cancel requests: remembered (a queued job is then skipped) and fired at a running job. */
   private onCancel(e: { key: string; operation: string }): void {
+    this.cancelled.delete(e.key);
     if (e.operation !== "PUT") return;
-    this.cancelled.add(e.key);
-    for (const r of this.running) {
-      if (r.job?.id === e.key) r.controller.abort(new JobCancelledError("cancelled by request"));
+    const now = Date.now();
+    this.cancelled.set(e.key, now);
+    // The bucket's entries expire after kv.resultTtl without telling watchers: forget
+    // them as well, or a long-lived worker would keep every cancel it ever saw.
+    const ttl = this.config?.kv.resultTtl ?? 0; // 0: entries never expire
+    const cutoff = ttl > 0 ? now - ttl : Number.NEGATIVE_INFINITY;
+    for (const [id, at] of this.cancelled) {
+      if (at > cutoff) break;
+      this.cancelled.delete(id);
     }
+    this.running.cancel(e.key);
   }
 
   private onWatchError = (err: unknown): void => {
@@ -234,16 +242,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   };
 
   private setPaused(queue: string, paused: boolean): void {
-    if (!this.queues.includes(queue) || this.paused.has(queue) === paused) return;
-    if (paused) {
-      this.paused.add(queue);
-      // Stop the pull in flight: the server drops a pull request nobody listens to.
-      for (const [b, q] of this.batches) if (q === queue) b.stop();
-    } else {
-      this.paused.delete(queue);
-    }
-    this.wake();
-    this.emit("pause", { queue, paused });
+    if (this.gate.setPaused(queue, paused)) this.emit("pause", { queue, paused });
   }
 
   private onStopRequest(req: StopRequest | undefined): void {
@@ -253,48 +252,30 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     void this.close(req.graceMs !== undefined ? { graceMs: req.graceMs } : {});
   }
 
-  /** Wakes pull loops waiting for a change (resume, stop). */
-  private wake(): void {
-    const w = this.wakers;
-    this.wakers = [];
-    for (const fn of w) fn();
-  }
-
-  private changed(): Promise<void> {
-    return new Promise((resolve) => this.wakers.push(resolve));
-  }
-
-  private pullHost(queues: QueueService, deps: ExecDeps): ChannelHost {
+  private pullHost(queues: QueueService): ChannelHost {
     return {
       pool: this.pool as SlotPool,
       queueCount: this.queues.length,
       stopping: () => this.stopping,
-      paused: (q) => this.paused.has(q),
-      changed: () => this.changed(),
+      paused: (q) => this.gate.isPaused(q),
+      changed: () => this.gate.changed(),
       setIdle: (q, idle) => {
-        if (idle) this.idleQueues.add(q);
-        else this.idleQueues.delete(q);
-        this.checkBurst();
+        if (this.gate.setIdle(q, idle) && this.opts.burst && this.running.size === 0) this.stopFetching();
       },
-      jobsLeft: () => (this.opts.maxJobs === undefined ? undefined : this.opts.maxJobs - this.taken - this.pulledNotTaken),
-      expect: (n) => void (this.pulledNotTaken += n),
+      jobsLeft: () => this.running.jobsLeft(),
+      expect: (n) => this.running.expect(n),
       stopFetching: () => this.stopFetching(),
-      dispatch: (d) => this.dispatch(d, deps),
+      dispatch: (d) => this.running.dispatch(d),
       handBack: (d) => (this.handBacks as HandBacks).handBack(d),
       open: (q, listener) => queues.channel(q, listener),
-      track: (b, q) => void this.batches.set(b, q),
-      untrack: (b) => void this.batches.delete(b),
+      track: (b, q) => this.gate.track(b, q),
+      untrack: (b) => this.gate.untrack(b),
       error: (err) => this.emit("error", err),
     };
   }
 
-  private checkBurst(): void {
-    if (this.opts.burst && this.idleQueues.size === this.queues.length && this.running.size === 0) this.stopFetching();
-  }
-
   private info(): WorkerInfo {
-    const runningByQueue: Record<string, number> = {};
-    for (const r of this.running) runningByQueue[r.delivery.queue] = (runningByQueue[r.delivery.queue] ?? 0) + 1;
+    const runningByQueue = this.running.byQueue();
     const paused = this.pausedQueues;
     return {
       v: 1,
@@ -304,71 +285,17 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       pid: process.pid,
       queues: this.queues,
       concurrency: this.pool?.capacity ?? 0,
-      status: this.status === "running" && paused.length === this.queues.length ? "paused" : this.status,
-      running: [...this.running].map((r) => r.job?.id ?? poisonId(r.delivery.seq)),
+      status: this.shownStatus,
+      running: this.running.ids(),
       runningByQueue,
       ...(paused.length > 0 ? { paused } : {}),
       ...(this.exec.enabled ? { allowExec: this.exec.rules.map((r) => (r.kind === "name" ? r.name : r.path)) } : {}),
-      processed: this.processed,
-      failed: this.failed,
+      processed: this.running.processed,
+      failed: this.running.failed,
       startedAt: this.startedAt.toISOString(),
       lastHeartbeat: new Date().toISOString(),
       version: NAQ_VERSION,
     };
-  }
-
-  private dispatch(d: Delivery, deps: ExecDeps): void {
-    const run = new RunningJob(d);
-    this.running.add(run);
-    this.taken++;
-    this.lastActivity = Date.now();
-    if (this.opts.maxJobs !== undefined && this.taken >= this.opts.maxJobs) this.stopFetching();
-    execute(run, deps)
-      .then(
-        (outcome) => this.report(outcome, d),
-        (err: unknown) => {
-          // The job ran (or not) but its outcome could not be stored: let it come back.
-          const e = coerceError(err);
-          this.emit("error", new Error(`job ${run.job?.id ?? poisonId(d.seq)}: ${e.message}`, { cause: e }));
-          try {
-            d.nak(1_000);
-          } catch {
-            // connection gone: the job is redelivered after ack_wait
-          }
-        },
-      )
-      .finally(() => {
-        this.running.delete(run);
-        this.lastActivity = Date.now();
-        this.releaseSlot(run);
-        if (this.running.size === 0) {
-          const waiters = this.noneRunning;
-          this.noneRunning = [];
-          for (const w of waiters) w();
-        }
-      });
-  }
-
-  /**
-   * A job's slot goes back as soon as its handler settles, so the next pull overlaps the
-   * writing of this job's outcome; the job itself stays in `running` until it is acked.
-   */
-  private releaseSlot(run: RunningJob): void {
-    if (run.slotReleased) return;
-    run.slotReleased = true;
-    (this.pool as SlotPool).release(1);
-  }
-
-  /** Resolves when every delivered job has been run and acked/NAKed. */
-  private whenNoneRunning(): Promise<void> {
-    if (this.running.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.noneRunning.push(resolve));
-  }
-
-  private report(o: Outcome, d: Delivery): void {
-    if (o.kind === "completed") this.processed++;
-    else if (o.kind === "failed") this.failed++;
-    this.emit("job", jobEventInfo(o, d));
   }
 
   /** Stops taking new jobs; running ones go on. The worker closes when they are done. */
@@ -376,9 +303,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     if (this.stopping) return;
     this.stopping = true;
     this.status = "stopping";
-    for (const b of this.batches.keys()) b.stop();
+    this.gate.stopAll();
     this.pool?.cancelWaiters();
-    this.wake();
   }
 
   /**
@@ -388,7 +314,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   close(opts: CloseOptions = {}): Promise<void> {
     if (opts.force) {
       this.forced = true;
-      this.forceNow?.();
+      this.running.hurry();
     }
     this.closing ??= this.shutdown(opts.graceMs ?? this.opts.graceMs ?? this.config?.worker.grace ?? 30_000);
     return this.closing;
@@ -397,21 +323,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   private async shutdown(graceMs: number): Promise<void> {
     this.stopFetching();
     await Promise.allSettled(this.loops);
-    if (this.running.size > 0 && !this.forced) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, timerDelay(graceMs));
-        this.forceNow = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-        void this.whenNoneRunning().then(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-    for (const r of this.running) r.controller.abort(new WorkerStoppingError("worker stopping"));
-    await this.whenNoneRunning();
+    await this.running.drain(graceMs);
     await this.handBacks?.settle();
     // Commands sent SIGTERM get their kill grace to exit, then the rest is SIGKILLed.
     await this.exec.settle(this.forced ? 0 : (this.opts.execKillGraceMs ?? 5_000));
@@ -433,7 +345,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         await this.services.close();
       }
     }
-    this.emit("stopped", { processed: this.processed, failed: this.failed, forced: this.forced });
+    this.emit("stopped", { processed: this.running.processed, failed: this.running.failed, forced: this.forced });
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
