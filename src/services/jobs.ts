@@ -8,11 +8,13 @@
  *
  * Its helpers, over the same scope's services (one NATS connection), keep their entry
  * points here:
- *   JobRecords   src/services/job-records.ts   terminal records, wait counters, a job's status
- *   DeadLetters  src/services/dead-letters.ts  dead-lettering, listing and retrying
- *   JobListing   src/services/job-list.ts      `naq job list` and `naq job logs`
+ *   JobRecords     src/services/job-records.ts       terminal records, wait counters, a job's status
+ *   DeadLetters    src/services/dead-letters.ts      dead-lettering, listing and retrying
+ *   JobListing     src/services/job-list.ts          `naq job list` and `naq job logs`
+ *   publishMany,   src/services/enqueue-pipeline.ts  the pipelining of enqueueMany and
+ *   publishStream                                     enqueueStream (over this.publish)
  */
-import { coerceError, ConflictError, NotFoundError, PayloadTooLargeError } from "../model/errors.js";
+import { ConflictError, NotFoundError, PayloadTooLargeError } from "../model/errors.js";
 import { HEADER_ROOM } from "../model/limits.js";
 import { JobEventType, type NaqEvent } from "../model/events.js";
 import {
@@ -31,6 +33,7 @@ import type { AckedPublisher, PubAck } from "./acked-publish.js";
 import { BaseService, type ServiceContext } from "./base.js";
 import { ConnectionService } from "./connection.js";
 import { DeadLetters, type DeadLetter, type RetryOutcome } from "./dead-letters.js";
+import { publishMany, publishStream } from "./enqueue-pipeline.js";
 import { EventService } from "./events.js";
 import { JobListing, type JobSummary, type ListOptions } from "./job-list.js";
 import { JobRecords, type JobState } from "./job-records.js";
@@ -51,8 +54,6 @@ export interface EnqueueResult {
   /** True when a job with this id was already enqueued within the duplicate window. */
   duplicate: boolean;
 }
-
-const DEFAULT_WINDOW = 256;
 
 export class JobService extends BaseService {
   static readonly deps = [ConnectionService, StreamService, KVStoreService, EventService, WorkerService] as const;
@@ -158,54 +159,19 @@ export class JobService extends BaseService {
     return this.publish(createEnvelope(input));
   }
 
+  // -------------------------------------------------------------------------------------
+  // Bulk enqueue: see src/services/enqueue-pipeline.ts.
+
   /**
    * Enqueues many jobs with pipelined publishes, at most `window` awaiting their ack at
    * once. Results are in input order; a failed job is an Error in its slot. `queue`: where
    * jobs that name none go (default: `default`).
    */
-  async enqueueMany(
+  enqueueMany(
     inputs: Iterable<EnqueueInput | JobEnvelope>,
     opts: { window?: number; queue?: string } = {},
   ): Promise<Array<EnqueueResult | Error>> {
-    const window = Math.max(1, opts.window ?? DEFAULT_WINDOW);
-    const results: Array<EnqueueResult | Error> = [];
-    // A count and one waiter, not Promise.race over the window: race adds a reaction to
-    // every pending publish each time, O(window) per job.
-    let inflight = 0;
-    let slotFree: (() => void) | undefined;
-    const settled = (): void => {
-      inflight--;
-      const wake = slotFree;
-      slotFree = undefined;
-      wake?.();
-    };
-    const all: Array<Promise<void>> = [];
-    let i = 0;
-    for (const input of inputs) {
-      const slot = i++;
-      let env: JobEnvelope;
-      try {
-        env = "v" in input ? input : createEnvelope(input, Date.now(), opts.queue);
-      } catch (err) {
-        results[slot] = err as Error;
-        continue;
-      }
-      inflight++;
-      const p = this.publish(env).then(
-        (r) => {
-          results[slot] = r;
-          settled();
-        },
-        (err: unknown) => {
-          results[slot] = err instanceof Error ? err : new Error(String(err));
-          settled();
-        },
-      );
-      all.push(p);
-      if (inflight >= window) await new Promise<void>((resolve) => (slotFree = resolve));
-    }
-    await Promise.all(all);
-    return results;
+    return publishMany((env) => this.publish(env), inputs, opts);
   }
 
   /**
@@ -213,27 +179,12 @@ export class JobService extends BaseService {
    * ack at once, and yields each item with its result (an Error where it failed) in input
    * order. `envelopeOf` may throw: that item's result is the error, nothing is published.
    */
-  async *enqueueStream<T>(
+  enqueueStream<T>(
     items: AsyncIterable<T> | Iterable<T>,
     envelopeOf: (item: T) => JobEnvelope,
     opts: { window?: number } = {},
   ): AsyncGenerator<[T, EnqueueResult | Error]> {
-    const window = Math.max(1, opts.window ?? DEFAULT_WINDOW);
-    const pending: Array<{ item: T; done: Promise<EnqueueResult | Error> }> = [];
-    for await (const item of items) {
-      let done: Promise<EnqueueResult | Error>;
-      try {
-        done = this.publish(envelopeOf(item)).catch((err: unknown) => coerceError(err));
-      } catch (err) {
-        done = Promise.resolve(coerceError(err));
-      }
-      pending.push({ item, done });
-      while (pending.length >= window) {
-        const head = pending.shift() as (typeof pending)[number];
-        yield [head.item, await head.done];
-      }
-    }
-    for (const p of pending) yield [p.item, await p.done];
+    return publishStream((env) => this.publish(env), items, envelopeOf, opts);
   }
 
   // -------------------------------------------------------------------------------------
