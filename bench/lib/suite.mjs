@@ -37,7 +37,7 @@ function checkTarget(r, [op, x]) {
  * warmup (one small unmeasured round per system first, default true).
  */
 export async function runSuite(opts) {
-  const { natsUrl, redisUrl, natsPid, redisPid, quick = false, smoke = false, only, runs = 3, log = () => undefined } = opts;
+  const { natsUrl, redisUrl, natsPid, redisPid, quick = false, smoke = false, only, runs, log = () => undefined } = opts;
   if (!natsUrl) throw new Error("runSuite needs natsUrl");
   let systems = opts.systems ?? SYSTEMS;
   const notes = [];
@@ -75,7 +75,8 @@ export async function runSuite(opts) {
     }
     const fns = c.systems ?? Object.fromEntries(SYSTEMS.map((s) => [s, c.module[s]]));
     const order = systems.filter((s) => fns[s]);
-    const nRuns = c.runs ?? runs;
+    // A case's own count wins, then --runs, then the case's default (target rows: 5 in the full suite), then 3.
+    const nRuns = c.runs ?? runs ?? c.defaultRuns ?? 3;
     const raw = Object.fromEntries(order.map((s) => [s, []]));
     const errors = [];
     const t0 = Date.now();
@@ -134,7 +135,7 @@ export async function runSuite(opts) {
       log(`- scheduler: ${schedulerResult.skipped}`);
     }
   }
-  return { quick, smoke, runs, systems, cases, scheduler: schedulerResult, notes, seconds: (Date.now() - started) / 1000 };
+  return { quick, smoke, runs: runs ?? null, systems, cases, scheduler: schedulerResult, notes, seconds: (Date.now() - started) / 1000 };
 }
 
 // ---------------------------------------------------------------------------------------
