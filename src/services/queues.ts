@@ -157,7 +157,7 @@ export class QueueService extends BaseService {
    */
   async channel(queue: string, listener: PullListener): Promise<PullChannel> {
     await this.consumer(queue);
-    const [nc, termReason] = await Promise.all([this.connection.connection(), this.connection.supports("term-reason")]);
+    const [nc, termReason] = await Promise.all([this.connection.connection("pulls"), this.connection.supports("term-reason")]);
     // A denied pull request gets no reply: the channel learns of it from the connection's status.
     const pullSubject = `$JS.API.CONSUMER.MSG.NEXT.${this.names.jobsStream}.${this.names.queueConsumer(queue)}`;
     const channel = new PullChannel(
