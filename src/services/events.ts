@@ -8,8 +8,9 @@
  * publishes the batch with core NATS publishes (the stream captures them; no per-event
  * round trip), and `flush()`/cleanup waits until the server has them, so nothing buffered
  * is lost on a clean shutdown. A `started` event is held for `streams.events.foldStarted`
- * first: an attempt that ends sooner stores it inside its end event (see event-fold.ts). The terminal record in KV, not the event, is the truth a
- * job's status is read from; events are the audit trail.
+ * first: an attempt that ends sooner stores it inside its end event (see event-fold.ts).
+ * The terminal record in KV, not the event, is the truth a job's status is read from;
+ * events are the audit trail.
  *
  * Read side: every read is an EventStream (ordered consumer; see event-stream.ts) with
  * the server filtering on the subject's queue, job id and type, and this process on
