@@ -12,7 +12,8 @@ import { createEnvelope, encodeEnvelope, type JobRecord, type JsonValue } from "
 import type { EventInput } from "../../src/services/events.js";
 import type { Delivery } from "../../src/services/queues.js";
 import { ExecRunner } from "../../src/worker/exec-task.js";
-import { execute, JobTimeoutError, RunningJob, type ExecDeps } from "../../src/worker/execute.js";
+import { execute, JobTimeoutError, RunningJob } from "../../src/worker/execute.js";
+import { fakeExecDeps } from "../support/exec-deps.js";
 import type { JobContext } from "../../src/worker/handlers.js";
 import { alive } from "../support/index.js";
 
@@ -96,19 +97,13 @@ describe("execute: refused jobs", () => {
       working: () => undefined,
     };
     const runner = new ExecRunner({ allow: ["echo"] });
-    const deps: ExecDeps = {
-      workerId: "w1",
+    const deps = fakeExecDeps({
       handlers: new Map([["exec", () => calls.push("handler")]]),
       writeRecord: async (r) => void records.push(r),
       deadLetter: async () => void calls.push("deadLetter"),
-      getRecord: async () => undefined,
-      jobExists: async () => false,
-      skipped: async () => ({ waits: 0, released: 0 }),
-      recordWait: async () => undefined,
-      isCancelled: () => false,
       refuse: (job) => runner.refuse(job),
       emit: (e) => void events.push(e),
-    };
+    });
     const outcome = await execute(new RunningJob(d), deps);
     expect(outcome).toMatchObject({ kind: "failed", attempt: 0, reason: 'exec: command "touch" is not allowed on this worker (--allow-exec: echo)' });
     expect(calls).toEqual(["deadLetter", "term"]);

@@ -11,7 +11,8 @@ import { createEnvelope, encodeEnvelope, type JobRecord } from "../../src/model/
 import { boundedError, fitDeadLetter, MAX_ERROR_MESSAGE, truncateText } from "../../src/model/limits.js";
 import type { DeadLetter } from "../../src/services/jobs.js";
 import type { Delivery } from "../../src/services/queues.js";
-import { execute, RunningJob, toJobError, type ExecDeps } from "../../src/worker/execute.js";
+import { execute, RunningJob, toJobError } from "../../src/worker/execute.js";
+import { fakeExecDeps } from "../support/exec-deps.js";
 import type { Handler } from "../../src/worker/handlers.js";
 import { RUNS } from "../support/fuzz.js";
 
@@ -88,8 +89,7 @@ function run(data: Uint8Array, handlers: Record<string, Handler>, o: { maxJobByt
     term: () => void calls.push({ op: "term" }),
     working: () => undefined,
   };
-  const deps: ExecDeps = {
-    workerId: "w1",
+  const deps = fakeExecDeps({
     handlers: new Map(Object.entries(handlers)),
     writeRecord: async (record) => {
       // As JobService.writeRecord: a record over the limit is a PayloadTooLargeError.
@@ -98,14 +98,8 @@ function run(data: Uint8Array, handlers: Record<string, Handler>, o: { maxJobByt
       calls.push({ op: "writeRecord", record });
     },
     deadLetter: async (entry) => void calls.push({ op: "deadLetter", entry }),
-    getRecord: async () => undefined,
-    jobExists: async () => false,
-    skipped: async () => ({ waits: 0, released: 0 }),
-    recordWait: async () => undefined,
-    isCancelled: () => false,
-    emit: () => undefined,
     ...(o.maxJobBytes !== undefined ? { maxJobBytes: o.maxJobBytes } : {}),
-  };
+  });
   return { calls, go: () => execute(new RunningJob(delivery), deps) };
 }
 

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { createEnvelope, encodeEnvelope, type JobRecord } from "../../src/model/job.js";
 import type { Delivery } from "../../src/services/queues.js";
-import type { ExecDeps } from "../../src/worker/execute.js";
+import { fakeExecDeps } from "../support/exec-deps.js";
 import type { Handler } from "../../src/worker/handlers.js";
 import type { JobEventInfo } from "../../src/worker/options.js";
 import { RunningJobs } from "../../src/worker/running-jobs.js";
@@ -45,19 +45,11 @@ function setup(handlers: Record<string, Handler>, o: { capacity?: number; maxJob
   let limits = 0;
   const pool = new SlotPool(o.capacity ?? 4);
   const running = new RunningJobs({ job: (i) => void jobs.push(i), error: (e) => void errors.push(e), limitReached: () => void limits++ }, o.maxJobs);
-  const deps: ExecDeps = {
-    workerId: "w1",
+  const deps = fakeExecDeps({
     handlers: new Map(Object.entries(handlers)),
     handlerSettled: (run) => running.releaseSlot(run),
-    writeRecord: o.writeRecord ?? (async () => undefined),
-    deadLetter: async () => undefined,
-    getRecord: async () => undefined,
-    jobExists: async () => false,
-    skipped: async () => ({ waits: 0, released: 0 }),
-    recordWait: async () => undefined,
-    isCancelled: () => false,
-    emit: () => undefined,
-  };
+    ...(o.writeRecord ? { writeRecord: o.writeRecord } : {}),
+  });
   running.start(pool, deps);
   /** Reserves a slot as a pull does, then dispatches. */
   const take = async (d: Delivery): Promise<void> => {
