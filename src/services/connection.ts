@@ -223,8 +223,8 @@ export class ConnectionService extends BaseService {
    * their own: nats-server handles what one connection sends in order, one message after
    * another, so on a shared connection a pull waited behind the results, events and acks
    * of the jobs before it (steady state at c=100, median of 1 s samples: ~30.6k -> ~34.7k
-   * jobs/s). A job is still acked only once its result is stored: the ack
-   * waits for the result's PubAck, whichever connection carried it.
+   * jobs/s). A job is still acked only once its result is stored: the ack waits for the
+   * result's PubAck, whichever connection carried it.
    */
   connection(lane: ConnectionLane = "main"): Promise<NatsConnection> {
     let nc = this.pool.get(lane);
