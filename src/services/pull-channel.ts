@@ -33,7 +33,7 @@ export interface PullListener {
   delivery(d: Delivery, expected: boolean): void;
   /** `n` jobs asked for will not come (a pull expired, was cancelled or lost); `empty`: it was a pull that delivered nothing. */
   returned(n: number, empty: boolean): void;
-  /** Pulling failed (refused, the consumer is gone, a permission is missing); `n` jobs asked for will not come. */
+  /** Pulling failed (refused, the consumer is gone, a permission is missing), or acking was denied; `n` jobs asked for will not come. */
   error(err: Error, n: number): void;
 }
 
@@ -283,6 +283,11 @@ export class PullChannel {
   /** The server refused a pull request (permissions): it gets no reply, so give back what this subscription asked for. */
   denied(err: Error): void {
     this.listener.error(err, this.current ? this.takeAll(this.current) : 0);
+  }
+
+  /** Something the worker must hear that is not the pulls' own failure (a denied ack): no jobs are given back. */
+  reportError(err: Error): void {
+    this.listener.error(err, 0);
   }
 
   /** Retires `g` at once (no drain) and returns how many jobs it still had asked for, without reporting them. */

@@ -13,7 +13,7 @@ import { BaseService, type ServiceContext } from "./base.js";
 import { ConnectionService } from "./connection.js";
 import { ControlService, type PauseFlag } from "./control.js";
 import { WorkerService, type WorkerInfo } from "./workers.js";
-import { apiErrorCode, ApiCode, toNaqError } from "./nats-errors.js";
+import { apiErrorCode, ApiCode, permissionDenial, toNaqError } from "./nats-errors.js";
 import { StreamService } from "./streams.js";
 import { PullChannel, type PullListener } from "./pull-channel.js";
 import { topology } from "../model/topology.js";
@@ -165,9 +165,23 @@ export class QueueService extends BaseService {
       { queue, stream: this.names.jobsStream, consumer: this.names.queueConsumer(queue), termReason, onClose: () => offDenied() },
       listener,
     );
+    // A denied ack is only reported on the connection too, and silently turns every job
+    // into one that runs again after ack_wait: said once per channel, with the fix.
+    const ackPrefix = `$JS.ACK.${this.names.jobsStream}.${this.names.queueConsumer(queue)}.`;
+    let ackDenialSaid = false;
     const offDenied = this.connection.onPermissionDenied(
-      (subject) => subject === pullSubject,
-      (err) => channel.denied(toNaqError(err, `pulling from queue ${queue}`)),
+      (subject) => subject === pullSubject || subject.startsWith(ackPrefix),
+      (err) => {
+        if (permissionDenial(err)?.subject !== pullSubject) {
+          if (ackDenialSaid) return;
+          ackDenialSaid = true;
+          const e = toNaqError(err, `acknowledging jobs of queue ${queue}`);
+          e.message += `; jobs are not acknowledged and run again after ack_wait: allow this user to publish to "$JS.ACK.${this.names.jobsStream}.>"`;
+          channel.reportError(e);
+          return;
+        }
+        channel.denied(toNaqError(err, `pulling from queue ${queue}`));
+      },
     );
     return channel;
   }

@@ -10,7 +10,9 @@ import { readFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { configSchema } from "../../src/config/schema.js";
 import type { DeadLetter } from "../../src/services/jobs.js";
+import { Worker } from "../../src/worker/worker.js";
 import { eventually, REPO_ROOT, recordingCli, spawnCli, startServer, workerStarted, type CliResult, type NatsServer } from "../support/index.js";
 
 const FIXTURE = path.join(REPO_ROOT, "docs", "examples", "nats-permissions.conf");
@@ -197,6 +199,43 @@ describe("denials reported only on the connection", () => {
     expectDenied(r, /"\$JS\.API\.CONSUMER\.MSG\.NEXT\.naq_events\.naq_ev_\w+"$/);
     expect(r.stderr).toMatch(/^error: reading naq_events: /);
     expect(r.durationMs).toBeLessThan(10_000);
+  });
+});
+
+describe("a worker that may not acknowledge", () => {
+  it("says so once, naming the subject to allow, instead of running every job again in silence", { timeout: 30_000 }, async () => {
+    const noAck = await startServer({
+      config: `
+authorization {
+  users = [
+    { user: operator, password: "${PASSWORDS.OPERATOR_PASSWORD}", permissions: { publish: [">"], subscribe: ["_INBOX.>"] } }
+    { user: noack, password: "noack-pw-1", permissions: { publish: { allow: [">"], deny: ["$JS.ACK.>"] }, subscribe: ["_INBOX.>"] } }
+  ]
+}
+`,
+    });
+    const worker = new Worker({
+      queues: ["perm"],
+      handlers: { add: (p: unknown) => (p as { a: number; b: number }).a + (p as { a: number; b: number }).b },
+      config: configSchema.parse({ connection: { servers: [noAck.url], user: "noack", password: "noack-pw-1" } }),
+    });
+    const errors: Error[] = [];
+    worker.on("error", (e) => errors.push(e));
+    try {
+      expect((await as("operator", ["stream", "init"], noAck)).code).toBe(0);
+      await worker.start();
+      for (let i = 0; i < 3; i++) expect((await as("operator", ["job", "enqueue", "add", '{"a":1,"b":2}', "--queue", "perm"], noAck)).code).toBe(0);
+      await eventually(() => expect(worker.stats.processed).toBe(3));
+      await eventually(() => expect(errors.length).toBeGreaterThan(0));
+      await new Promise((r) => setTimeout(r, 300));
+      const acks = errors.filter((e) => e.message.startsWith("acknowledging jobs of queue perm:"));
+      expect(acks).toHaveLength(1);
+      expect(acks[0]?.message).toMatch(/permission denied: NATS does not allow this user to publish to "\$JS\.ACK\.naq_jobs\.naq_q_perm\./);
+      expect(acks[0]?.message).toMatch(/run again after ack_wait: allow this user to publish to "\$JS\.ACK\.naq_jobs\.>"$/);
+    } finally {
+      await worker.close({ force: true });
+      await noAck[Symbol.asyncDispose]();
+    }
   });
 });
 
