@@ -6,7 +6,7 @@
  * in order from the events stream. A plain helper of JobService.
  */
 import type { MsgRequest } from "@nats-io/jetstream";
-import { FINAL_JOB_EVENTS, statusFromEvent, type NaqEvent } from "../model/events.js";
+import { expandFolded, FINAL_JOB_EVENTS, statusFromEvent, type NaqEvent } from "../model/events.js";
 import { decodeEnvelope, validateJobId, TERMINAL_STATUSES, type JobEnvelope, type JobError, type JobRecord, type JobStatus } from "../model/job.js";
 import { validateQueueName, type Names } from "../model/naming.js";
 import { ValidationError } from "../model/errors.js";
@@ -174,7 +174,8 @@ export class JobListing {
       } catch {
         continue;
       }
-      yield ev;
+      // A short attempt's `started` is stored inside its end event: give it back first.
+      for (const e of expandFolded(ev)) yield e;
       if (opts.follow && caughtUp && FINAL_JOB_EVENTS.has(ev.type)) break;
     }
   }

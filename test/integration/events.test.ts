@@ -421,6 +421,11 @@ describe("started folded into its attempt's end (streams.events.foldStarted)", (
     expect(history.events.map((e) => e.type)).toEqual(["enqueued", "started", "completed"]);
     expect(history.events[1]).toMatchObject({ type: "started", at: end.startedAt, worker: worker.id, attempt: 1, task: "quick", queue: "fold" });
 
+    const logs = await naq(n, ["--json", "job", "logs", quick!.id]);
+    expect(logs.code, logs.stderr).toBe(0);
+    const logged = logs.stdout.trim().split("\n").map((l) => JSON.parse(l) as NaqEvent);
+    expect(logged.map((e) => e.type).sort()).toEqual(["completed", "enqueued", "started"]);
+
     const tail = await naq(n, ["--json", "events", "tail", "--type", "started", "--since", "all", "--count", "3"]);
     expect(tail.code, tail.stderr).toBe(0);
     const starts = tail.stdout.trim().split("\n").map((l) => JSON.parse(l) as NaqEvent);
