@@ -85,7 +85,7 @@ _naq_option_values() {
     'job enqueue|-d'|'job enqueue|--data') echo __files__ ;;
     'job enqueue|--cwd') echo __files__ ;;
     'job list|-Q'|'job list|--queue') naq queue list --names --timeout 1s 2>/dev/null ;;
-    'job list|--status') echo 'queued waiting running retrying completed failed cancelled' ;;
+    'job list|--status') echo 'queued waiting running retrying scheduled completed failed cancelled' ;;
     'job failed|-Q'|'job failed|--queue') naq queue list --names --timeout 1s 2>/dev/null ;;
     'job retry|-Q'|'job retry|--queue') naq queue list --names --timeout 1s 2>/dev/null ;;
     'scheduler add|-Q'|'scheduler add|--queue') naq queue list --names --timeout 1s 2>/dev/null ;;

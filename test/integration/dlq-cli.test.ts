@@ -56,6 +56,35 @@ describe("dead letters: naq job failed / retry", () => {
 });
 
 describe("naq job list / logs", () => {
+  it("list shows delayed jobs as scheduled with their due time, after the queued ones and before the ended", { timeout: 30_000 }, async () => {
+    const t = fresh();
+    const done = (await t.run(["job", "enqueue", "add", '{"a":1,"b":1}'])).stdout.trim();
+    expect((await t.run([...WORKER, "--burst"])).code).toBe(0);
+    const queued = (await t.run(["job", "enqueue", "add", '{"a":2,"b":2}'])).stdout.trim();
+    const later = (await t.run(["job", "enqueue", "add", '{"a":3,"b":3}', "--queue", "other", "--delay", "2h"])).stdout.trim();
+    const soon = (await t.run(["job", "enqueue", "add", '{"a":4,"b":4}', "--delay", "1h"])).stdout.trim();
+
+    const list = await t.json<JobSummary[]>(["job", "list"]);
+    expect(list.map((j) => [j.id, j.status])).toEqual([
+      [queued, "queued"],
+      [soon, "scheduled"],
+      [later, "scheduled"],
+      [done, "completed"],
+    ]);
+    const soonRow = list[1] as JobSummary;
+    expect(soonRow).toMatchObject({ queue: "default", task: "add", attempts: 0, maxAttempts: 4 });
+    expect(Date.parse(soonRow.dueAt ?? "") - Date.now()).toBeGreaterThan(55 * 60_000);
+    expect((await t.json<JobSummary[]>(["job", "list", "--status", "scheduled"])).map((j) => j.id)).toEqual([soon, later]);
+    expect((await t.json<JobSummary[]>(["job", "list", "--queue", "other"])).map((j) => j.id)).toEqual([later]);
+    expect((await t.json<JobSummary[]>(["job", "list", "--limit", "2"])).map((j) => j.id)).toEqual([queued, soon]);
+    const human = await t.run(["job", "list", "--status", "scheduled"]);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toMatch(/\bDUE\b/);
+    expect(human.stdout).toContain((soonRow.dueAt ?? "").replace(/\.\d{3}Z$/, "Z"));
+    // Without delayed jobs the column is not there.
+    expect((await t.run(["job", "list", "--status", "completed"])).stdout).not.toMatch(/\bDUE\b/);
+  });
+
   it("list shows queued, running and ended jobs; logs prints ctx.log lines, --follow until the end", { timeout: 50_000 }, async () => {
     const t = fresh();
     const done = (await t.run(["job", "enqueue", "add", '{"a":1,"b":1}'])).stdout.trim();

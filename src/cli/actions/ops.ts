@@ -50,6 +50,7 @@ export const list: Action<{ queue?: string; status?: JobStatus; limit: number }>
   if (opts.queue) validateQueueName(opts.queue);
   await using services = await openServices(ctx);
   const jobs = await (await services.get(JobService)).listJobs({ queue: opts.queue, status: opts.status, limit: opts.limit });
+  const due = jobs.some((j) => j.dueAt !== undefined);
   ctx.out.result(jobs, () =>
     ctx.out.table<JobSummary>(jobs, [
       { header: "ID", value: (j) => j.id },
@@ -58,6 +59,8 @@ export const list: Action<{ queue?: string; status?: JobStatus; limit: number }>
       { header: "STATUS", value: (j) => j.status },
       { header: "ATTEMPTS", value: (j) => `${j.attempts}/${j.maxAttempts}`, align: "right" },
       { header: "ENQUEUED", value: (j) => formatAge(j.enqueuedAt) },
+      // Delayed jobs: when they are due (the column only when the list has one).
+      ...(due ? [{ header: "DUE", value: (j: JobSummary) => (j.dueAt ? j.dueAt.replace(/\.\d{3}Z$/, "Z") : "") }] : []),
       { header: "DURATION", value: (j) => (j.durationMs !== undefined ? formatDuration(j.durationMs) : ""), align: "right" },
       { header: "ERROR", value: (j) => errorText(j).slice(0, 80) },
     ]),

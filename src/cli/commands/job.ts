@@ -88,9 +88,9 @@ export function jobCommand(): Command {
   cmd
     .command("list")
     .alias("ls")
-    .description("list jobs: waiting and running ones (queue order), then ended ones (newest first)")
+    .description("list jobs: waiting and running ones (queue order), delayed ones not yet due (soonest first), then ended ones (newest first)")
     .option("-Q, --queue <queue>", "only jobs of this queue")
-    .addOption(new Option("--status <status>", "only jobs with this status").choices(["queued", "waiting", "running", "retrying", "completed", "failed", "cancelled"]))
+    .addOption(new Option("--status <status>", "only jobs with this status").choices(["queued", "waiting", "running", "retrying", "scheduled", "completed", "failed", "cancelled"]))
     .addOption(new Option("-n, --limit <n>", "at most this many jobs").argParser((v) => parsePositive(v, "--limit")).default(100))
     .addHelpText(
       "after",
