@@ -34,6 +34,8 @@ export interface ChannelHost {
   readonly queueCount: number;
   stopping(): boolean;
   paused(queue: string): boolean;
+  /** The connection results are written on is down: no pulls until it is back (not idleness). */
+  offline(): boolean;
   /** Resolves at the next pause/resume/stop change. */
   changed(): Promise<void>;
   /** Records whether the queue looked empty (for --burst). */
@@ -146,6 +148,11 @@ export async function channelLoop(host: ChannelHost, queue: string, priority: nu
       // Backing off; a stop (which pokes) cuts it short.
       if (failures > 0) await Promise.race([sleep(Math.min(5_000, 250 * 2 ** Math.min(failures, 5))), nextEvent()]);
       if (host.stopping()) break;
+      if (host.offline()) {
+        // A job taken now could not store its result: it would only come back and run again.
+        await host.changed();
+        continue;
+      }
       if (host.paused(queue)) {
         // Paused: no pull requests until resumed (or stopped); counts as idle for --burst.
         host.setIdle(queue, true);
@@ -165,7 +172,7 @@ export async function channelLoop(host: ChannelHost, queue: string, priority: nu
         await new Promise((r) => setImmediate(r));
         n += pool.tryReserve(priority, want - reserved - n);
       }
-      if (host.stopping() || n === 0 || host.paused(queue)) {
+      if (host.stopping() || n === 0 || host.paused(queue) || host.offline()) {
         pool.release(n);
         if (host.stopping() || n === 0) break;
         continue;

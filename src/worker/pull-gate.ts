@@ -1,8 +1,8 @@
 /**
- * PullGate: what a worker's pull loops wait on. Which of its queues are paused, the open
- * pulls of each queue (so a pause or a stop ends them: the server drops a pull request
- * nobody listens to), the loops waiting for a change (resume, stop), and which queues
- * looked empty last (for --burst).
+ * PullGate: what a worker's pull loops wait on. Which of its queues are paused, whether
+ * its main connection is down, the open pulls of each queue (so a pause or a stop ends
+ * them: the server drops a pull request nobody listens to), the loops waiting for a
+ * change (resume, reconnect, stop), and which queues looked empty last (for --burst).
  */
 export class PullGate {
   private readonly paused = new Set<string>();
@@ -10,8 +10,27 @@ export class PullGate {
   private readonly pulls = new Map<{ stop(): void }, string>();
   private waiters: Array<() => void> = [];
   private readonly idle = new Set<string>();
+  private down = false;
 
   constructor(private readonly queues: readonly string[]) {}
+
+  /** Whether the worker's main connection (results, events) is down. */
+  get offline(): boolean {
+    return this.down;
+  }
+
+  /**
+   * The main connection went down (true) or came back (false). Pulls go on a connection
+   * of their own, which may come back first after a server restart: jobs it delivered
+   * then could not store their results and would run again. Offline ends every open pull
+   * and holds new ones; back online wakes the loops.
+   */
+  setOffline(offline: boolean): void {
+    if (this.down === offline) return;
+    this.down = offline;
+    if (offline) for (const pull of this.pulls.keys()) pull.stop();
+    this.wake();
+  }
 
   isPaused(queue: string): boolean {
     return this.paused.has(queue);

@@ -11,6 +11,7 @@
  * in flight when the pause arrives is stopped. Jobs already delivered still run.
  */
 import { hostname } from "node:os";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { loadConfig } from "../config/load.js";
 import { configSchema, queueSettings, type NaqConfig } from "../config/schema.js";
 import { coerceError, UsageError } from "../model/errors.js";
@@ -20,6 +21,7 @@ import { DEFAULT_QUEUE, type JobRecord } from "../model/job.js";
 import { validateQueueName } from "../model/naming.js";
 import { BackgroundTask } from "../services/background-task.js";
 import { ServiceManager, silentLogger, type Logger } from "../services/base.js";
+import { ConnectionService } from "../services/connection.js";
 import { ControlService, type Follow, type StopRequest } from "../services/control.js";
 import { EventService } from "../services/events.js";
 import { JobService } from "../services/jobs.js";
@@ -165,6 +167,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       this.services.get(ControlService),
     ]);
     for (const q of this.queues) await queues.consumer(q);
+    void this.followMainConnection(await (await this.services.get(ConnectionService)).connection());
 
     const names = this.services.ctx.names;
     this.cancelWatch = await kv.watch(names.buckets.cancels, {}, () => undefined);
@@ -220,6 +223,18 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     this.loops = this.queues.map((q, i) => channelLoop(host, q, i));
   }
 
+  /** Holds pulls while the connection results and events go on is down (see PullGate.setOffline). */
+  private async followMainConnection(nc: NatsConnection): Promise<void> {
+    try {
+      for await (const s of nc.status()) {
+        if (s.type === "disconnect") this.gate.setOffline(true);
+        else if (s.type === "reconnect") this.gate.setOffline(false);
+      }
+    } catch {
+      // the status iterator ends when the connection closes
+    }
+  }
+
   /** Cancel requests: remembered (a queued job is then skipped) and fired at a running job. */
   private onCancel(e: { key: string; operation: string }): void {
     this.cancelled.delete(e.key);
@@ -258,6 +273,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       queueCount: this.queues.length,
       stopping: () => this.stopping,
       paused: (q) => this.gate.isPaused(q),
+      offline: () => this.gate.offline,
       changed: () => this.gate.changed(),
       setIdle: (q, idle) => {
         if (this.gate.setIdle(q, idle) && this.opts.burst && this.running.size === 0) this.stopFetching();

@@ -46,3 +46,24 @@ describe("PullGate", () => {
     expect(gate.setIdle("a", false)).toBe(false);
   });
 });
+
+describe("PullGate offline (the main connection is down)", () => {
+  it("ends every open pull, wakes the loops, and wakes them again when back", async () => {
+    const gate = new PullGate(["a", "b"]);
+    const [pa, pb] = [pull(), pull()];
+    gate.track(pa, "a");
+    gate.track(pb, "b");
+    const down = gate.changed();
+    gate.setOffline(true);
+    await down;
+    expect(gate.offline).toBe(true);
+    expect([pa.stopped, pb.stopped]).toEqual([1, 1]);
+    gate.setOffline(true); // no change: nothing stopped twice
+    expect([pa.stopped, pb.stopped]).toEqual([1, 1]);
+    const back = gate.changed();
+    gate.setOffline(false);
+    await back;
+    expect(gate.offline).toBe(false);
+    expect(gate.isPaused("a")).toBe(false);
+  });
+});
