@@ -213,6 +213,7 @@ type DenialListener = { match: (subject: string) => boolean; fn: (err: Error) =>
 export class ConnectionService extends BaseService {
   private readonly pool = new Map<ConnectionLane, Promise<NatsConnection>>();
   private readonly denialListeners = new Set<DenialListener>();
+  private readonly mainListeners = new Set<(up: boolean) => void>();
   private js?: JetStreamClient;
   private jsm?: Promise<JetStreamManager>;
   private acked?: Promise<AckedPublisher>;
@@ -245,7 +246,7 @@ export class ConnectionService extends BaseService {
     try {
       const nc = await connect(opts);
       this.ctx.logger.debug(`connected to ${redactUrl(nc.getServer())} (nats-server ${nc.info?.version ?? "?"})`);
-      void this.watchDenials(nc);
+      void this.watchStatus(nc, lane);
       return nc;
     } catch (err) {
       const timedOut = err instanceof Error && err.name === "TimeoutError";
@@ -268,9 +269,23 @@ export class ConnectionService extends BaseService {
     return () => void this.denialListeners.delete(listener);
   }
 
-  private async watchDenials(nc: NatsConnection): Promise<void> {
+  /**
+   * Calls `fn(false)` when the main connection is lost and `fn(true)` when it is back;
+   * returns the function that stops listening. A worker takes no jobs in between: its
+   * pulls have a connection of their own, which may come back first.
+   */
+  onMainConnection(fn: (up: boolean) => void): () => void {
+    this.mainListeners.add(fn);
+    return () => void this.mainListeners.delete(fn);
+  }
+
+  private async watchStatus(nc: NatsConnection, lane: ConnectionLane): Promise<void> {
     try {
       for await (const s of nc.status()) {
+        if (lane === "main" && (s.type === "disconnect" || s.type === "reconnect")) {
+          for (const fn of [...this.mainListeners]) fn(s.type === "reconnect");
+          continue;
+        }
         if (s.type !== "error") continue;
         const denial = permissionDenial(s.error);
         if (!denial) continue;

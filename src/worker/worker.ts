@@ -11,7 +11,6 @@
  * in flight when the pause arrives is stopped. Jobs already delivered still run.
  */
 import { hostname } from "node:os";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { loadConfig } from "../config/load.js";
 import { configSchema, queueSettings, type NaqConfig } from "../config/schema.js";
 import { coerceError, UsageError } from "../model/errors.js";
@@ -167,7 +166,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       this.services.get(ControlService),
     ]);
     for (const q of this.queues) await queues.consumer(q);
-    void this.followMainConnection(await (await this.services.get(ConnectionService)).connection());
+    (await this.services.get(ConnectionService)).onMainConnection((up) => this.gate.setOffline(!up));
 
     const names = this.services.ctx.names;
     this.cancelWatch = await kv.watch(names.buckets.cancels, {}, () => undefined);
@@ -221,18 +220,6 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     this.handBacks = new HandBacks((id) => jobs.recordRelease(id));
     const host = this.pullHost(queues);
     this.loops = this.queues.map((q, i) => channelLoop(host, q, i));
-  }
-
-  /** Holds pulls while the connection results and events go on is down (see PullGate.setOffline). */
-  private async followMainConnection(nc: NatsConnection): Promise<void> {
-    try {
-      for await (const s of nc.status()) {
-        if (s.type === "disconnect") this.gate.setOffline(true);
-        else if (s.type === "reconnect") this.gate.setOffline(false);
-      }
-    } catch {
-      // the status iterator ends when the connection closes
-    }
   }
 
   /** Cancel requests: remembered (a queued job is then skipped) and fired at a running job. */
