@@ -10,7 +10,7 @@ import { errors as natsErrors } from "@nats-io/transport-node";
 import { describe, expect, it } from "vitest";
 import type { ConnectionConfig } from "../../src/config/schema.js";
 import { AuthError, ConfigError, ConnectionError, ExitCode } from "../../src/model/errors.js";
-import { describeAuth, natsOptions } from "../../src/services/connection.js";
+import { describeAuth, natsOptions } from "../../src/services/connect-options.js";
 import { connectError, describeDenial, permissionDenial, toNaqError } from "../../src/services/nats-errors.js";
 
 const cfg = (over: Partial<ConnectionConfig> = {}): ConnectionConfig => ({ servers: ["nats://127.0.0.1:4222"], tls: {}, connectTimeout: 5_000, ...over });
