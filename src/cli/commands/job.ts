@@ -94,7 +94,7 @@ export function jobCommand(): Command {
     .addOption(new Option("-n, --limit <n>", "at most this many jobs").argParser((v) => parsePositive(v, "--limit")).default(100))
     .addHelpText(
       "after",
-      examples("naq job list", "naq job list --queue emails --status running", "naq job list --status failed --json | jq -r '.[] | [.id, .error.message] | @tsv'"),
+      examples("naq job list", "naq job list --queue emails --status running", "naq job list --status scheduled    # delayed jobs not yet due", "naq job list --status failed --json | jq -r '.[] | [.id, .error.message] | @tsv'"),
     )
     .action(act(async () => (await import("../actions/ops.js")).list));
 
